@@ -1,0 +1,30 @@
+# TwinDNN: a compressed twin answers every input; the original answers the unsure ones.
+# This file only wires the stages; each lives in workflow/rules/<stage>.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded default, unless --configfile names another (no merging of the two).
+if not config:
+
+    configfile: "config/config.yaml"
+
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/cascade.smk"
+include: "workflow/rules/throughput.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,379 @@
+"""The TwinDNN cascade: a twin (binary/ternary) network answers, the original steps in.
+
+Every input goes through the twin. A gate turns the twin's logits into a
+confidence score (higher means more confident), and an input is **forwarded**
+to the original network iff ``confidence < threshold`` (strict). So
+
+* ``threshold = -inf`` forwards nothing (the system is the twin alone),
+* ``threshold = +inf`` forwards everything (the system is the original alone),
+* inputs with equal confidence always land on the same side of any threshold.
+
+Thresholds are chosen on the ``val`` split and only applied to ``test``.
+Accuracies are fractions in [0, 1]; ``forwarded_fraction`` is the share of
+inputs that the original network has to process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+GATES = ("max_softmax", "margin", "entropy")
+
+SWEEP_COLUMNS = [
+    "gate",
+    "threshold",
+    "forwarded_fraction",
+    "system_accuracy",
+    "twin_accuracy",
+    "original_accuracy",
+    "accuracy_recovery",
+]
+
+OPERATING_POINT_COLUMNS = [
+    "gate",
+    "target_kind",
+    "target_value",
+    "target_reached",
+    "threshold",
+    "val_forwarded_fraction",
+    "val_system_accuracy",
+    "val_accuracy_recovery",
+    "test_forwarded_fraction",
+    "test_system_accuracy",
+    "test_accuracy_recovery",
+    "test_twin_accuracy",
+    "test_original_accuracy",
+]
+
+
+# --------------------------------------------------------------------------- gates
+
+
+_CHUNK_ROWS = 4096  # bounds the float64 working copy for ImageNet-sized logits
+
+
+def _check_logits(logits) -> np.ndarray:
+    z = np.asarray(logits)
+    if z.ndim != 2 or z.shape[1] < 2:
+        raise ValueError(f"logits must have shape (N, C) with C >= 2, got {z.shape}.")
+    if not np.all(np.isfinite(z)):
+        raise ValueError("logits contain NaN or infinite values.")
+    return z
+
+
+def _check_gates(gates: Iterable[str]) -> list[str]:
+    gates = list(gates)
+    for gate in gates:
+        if gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r}; valid gates are {', '.join(GATES)}.")
+    return gates
+
+
+def confidences(logits: np.ndarray, gates: Iterable[str] = GATES) -> dict[str, np.ndarray]:
+    """``confidence`` for several gates at once, sharing one pass over ``logits``."""
+    gates = _check_gates(gates)
+    z_all = _check_logits(logits)
+    out = {gate: np.empty(len(z_all), dtype=np.float64) for gate in gates}
+    for start in range(0, len(z_all), _CHUNK_ROWS):
+        rows = slice(start, start + _CHUNK_ROWS)
+        # Shift so the top logit is 0: exp never overflows, and p_top = 1 / sum(exp).
+        # float64 keeps near-equal confidences apart that float32 would tie.
+        z = np.asarray(z_all[rows], dtype=np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        total = e.sum(axis=1)
+        if "max_softmax" in out:
+            out["max_softmax"][rows] = 1.0 / total
+        if "margin" in out:
+            second = np.partition(z, -2, axis=1)[:, -2]
+            out["margin"][rows] = (1.0 - np.exp(second)) / total
+        if "entropy" in out:
+            # sum p log p with p = e / total and log p = z - log(total).
+            out["entropy"][rows] = (e * z).sum(axis=1) / total - np.log(total)
+    return out
+
+
+def confidence(logits: np.ndarray, gate: str) -> np.ndarray:
+    """Confidence of each row of ``logits`` (N, C) under ``gate``; higher = more confident.
+
+    * ``max_softmax``: the largest softmax probability (the TwinDNN paper's gate).
+    * ``margin``: top-1 minus top-2 softmax probability (Big/Little DNN).
+    * ``entropy``: minus the entropy of the softmax, in nats (so 0 is certain).
+
+    Computed in float64 from max-shifted logits, so large logits do not overflow.
+    """
+    return confidences(logits, [gate])[gate]
+
+
+def forwarded_mask(confidences: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean mask of the inputs forwarded to the original: ``confidence < threshold``."""
+    return np.asarray(confidences) < threshold
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def accuracy_recovery(system_acc, twin_acc, original_acc):
+    """Share of the twin-to-original accuracy gap that the cascade wins back.
+
+    ``(system_acc - twin_acc) / (original_acc - twin_acc)``: 0 is the twin alone,
+    1 the original alone. Undefined, and returned as NaN, when
+    ``original_acc <= twin_acc`` (there is no gap to recover). Works element-wise
+    on arrays; accuracies may also be given as correct counts over the same inputs.
+    """
+    system_acc, twin_acc, original_acc = (np.asarray(a, dtype=np.float64) for a in (system_acc, twin_acc, original_acc))
+    gap = original_acc - twin_acc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        result = np.where(gap > 0, (system_acc - twin_acc) / np.where(gap > 0, gap, 1.0), np.nan)
+    return float(result) if result.ndim == 0 else result
+
+
+def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.asarray(logits).argmax(axis=1) == np.asarray(labels)
+
+
+def _check_pair(twin_logits, original_logits, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    twin_logits, original_logits, labels = np.asarray(twin_logits), np.asarray(original_logits), np.asarray(labels)
+    n = len(labels)
+    if n == 0:
+        raise ValueError("no samples: labels are empty.")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}.")
+    for name, arr in (("twin_logits", twin_logits), ("original_logits", original_logits)):
+        if arr.ndim != 2 or arr.shape[0] != n:
+            raise ValueError(f"{name} must have shape ({n}, C) to match the labels, got {arr.shape}.")
+    return twin_logits, original_logits, labels
+
+
+def _sweep_scores(conf: np.ndarray, twin_ok: np.ndarray, orig_ok: np.ndarray, gate: str) -> pd.DataFrame:
+    n = len(conf)
+    order = np.argsort(conf, kind="stable")
+    conf_sorted = conf[order]
+    # cum_x[k] = correct answers of x among the k least confident inputs.
+    cum_twin = np.concatenate([[0], np.cumsum(twin_ok[order])])
+    cum_orig = np.concatenate([[0], np.cumsum(orig_ok[order])])
+
+    thresholds = np.concatenate([[-np.inf], np.unique(conf_sorted), [np.inf]])
+    # Forwarded count at threshold t is #{conf < t}; side="left" never splits a tie.
+    n_forwarded = np.searchsorted(conf_sorted, thresholds, side="left")
+    system_correct = cum_orig[n_forwarded] + (cum_twin[-1] - cum_twin[n_forwarded])
+    twin_correct, orig_correct = int(cum_twin[-1]), int(cum_orig[-1])
+
+    return pd.DataFrame(
+        {
+            "gate": gate,
+            "threshold": thresholds,
+            "forwarded_fraction": n_forwarded / n,
+            "system_accuracy": system_correct / n,
+            "twin_accuracy": twin_correct / n,
+            "original_accuracy": orig_correct / n,
+            # From counts, so that e.g. 9/10 compares equal to a target of 0.9.
+            "accuracy_recovery": accuracy_recovery(system_correct, twin_correct, orig_correct),
+        },
+        columns=SWEEP_COLUMNS,
+    )
+
+
+def _threshold_scores(conf, twin_ok, orig_ok, gate: str, threshold: float) -> dict:
+    forward = forwarded_mask(conf, threshold)
+    system_ok = np.where(forward, orig_ok, twin_ok)
+    return {
+        "gate": gate,
+        "threshold": float(threshold),
+        "forwarded_fraction": float(forward.mean()),
+        "system_accuracy": float(system_ok.mean()),
+        "twin_accuracy": float(twin_ok.mean()),
+        "original_accuracy": float(orig_ok.mean()),
+        "accuracy_recovery": accuracy_recovery(system_ok.sum(), twin_ok.sum(), orig_ok.sum()),
+    }
+
+
+def sweep(twin_logits: np.ndarray, original_logits: np.ndarray, labels: np.ndarray, gate: str) -> pd.DataFrame:
+    """Cascade accuracy at every threshold that changes the forwarded set.
+
+    One row per distinct threshold: ``-inf``, every distinct confidence value of
+    the twin, and ``+inf``, in increasing order (so ``forwarded_fraction`` never
+    decreases down the table). Columns: ``SWEEP_COLUMNS``. Runs in
+    O(N log N): one sort, then prefix sums of correct answers.
+    """
+    twin_logits, original_logits, labels = _check_pair(twin_logits, original_logits, labels)
+    conf = confidence(twin_logits, gate)
+    return _sweep_scores(conf, _correct(twin_logits, labels), _correct(original_logits, labels), gate)
+
+
+def evaluate_threshold(
+    twin_logits: np.ndarray, original_logits: np.ndarray, labels: np.ndarray, gate: str, threshold: float
+) -> dict:
+    """Apply a fixed gate threshold (chosen elsewhere, e.g. on val) to these inputs.
+
+    Forwards the inputs with ``confidence < threshold``. Returns a dict with the
+    keys of ``SWEEP_COLUMNS``.
+    """
+    twin_logits, original_logits, labels = _check_pair(twin_logits, original_logits, labels)
+    conf = confidence(twin_logits, gate)
+    return _threshold_scores(conf, _correct(twin_logits, labels), _correct(original_logits, labels), gate, threshold)
+
+
+def oracle(twin_logits: np.ndarray, original_logits: np.ndarray, labels: np.ndarray) -> dict:
+    """The ideal gate: forward exactly the inputs that the twin gets wrong.
+
+    Returns ``forwarded_fraction``, ``system_accuracy`` and ``accuracy_recovery``
+    (plus the twin's and the original's accuracy), an upper bound for any gate.
+    """
+    twin_logits, original_logits, labels = _check_pair(twin_logits, original_logits, labels)
+    twin_ok = _correct(twin_logits, labels)
+    orig_ok = _correct(original_logits, labels)
+    system_ok = twin_ok | orig_ok
+    return {
+        "forwarded_fraction": float((~twin_ok).mean()),
+        "system_accuracy": float(system_ok.mean()),
+        "accuracy_recovery": accuracy_recovery(system_ok.sum(), twin_ok.sum(), orig_ok.sum()),
+        "twin_accuracy": float(twin_ok.mean()),
+        "original_accuracy": float(orig_ok.mean()),
+    }
+
+
+# --------------------------------------------------------------------------- operating points
+
+
+def _best_accuracy_row(rows: pd.DataFrame) -> pd.Series:
+    # Highest accuracy; among equals the least forwarding, then the lowest threshold.
+    ranked = rows.sort_values(
+        ["system_accuracy", "forwarded_fraction", "threshold"], ascending=[False, True, True], kind="stable"
+    )
+    return ranked.iloc[0]
+
+
+def _point(row: pd.Series, gate: str, kind: str, value: float, reached: bool) -> dict:
+    return {
+        "gate": gate,
+        "target_kind": kind,
+        "target_value": float(value),
+        "target_reached": bool(reached),
+        "threshold": float(row["threshold"]),
+        "val_forwarded_fraction": float(row["forwarded_fraction"]),
+        "val_system_accuracy": float(row["system_accuracy"]),
+        "val_accuracy_recovery": float(row["accuracy_recovery"]),
+    }
+
+
+def _by_gate(val_sweep: pd.DataFrame):
+    if "gate" not in val_sweep.columns:
+        yield "", val_sweep
+        return
+    for gate, rows in val_sweep.groupby("gate", sort=False):
+        yield gate, rows
+
+
+def choose_operating_points(val_sweep: pd.DataFrame, targets: Iterable[float]) -> pd.DataFrame:
+    """Per gate and target recovery, the val threshold that forwards least.
+
+    For each target, the row of ``val_sweep`` with the smallest
+    ``forwarded_fraction`` whose ``accuracy_recovery >= target`` (ties: lowest
+    threshold). If no row reaches the target (or recovery is undefined because
+    the twin is not worse than the original), the row with the highest
+    ``system_accuracy`` is taken and ``target_reached`` is False.
+
+    Columns: gate, target_kind ("accuracy_recovery"), target_value, target_reached,
+    threshold, val_forwarded_fraction, val_system_accuracy, val_accuracy_recovery.
+    """
+    points = []
+    for gate, rows in _by_gate(val_sweep):
+        for target in targets:
+            reached = rows[rows["accuracy_recovery"] >= target]
+            if len(reached):
+                row = reached.sort_values(["forwarded_fraction", "threshold"], kind="stable").iloc[0]
+                points.append(_point(row, gate, "accuracy_recovery", target, True))
+            else:
+                points.append(_point(_best_accuracy_row(rows), gate, "accuracy_recovery", target, False))
+    return pd.DataFrame(points, columns=OPERATING_POINT_COLUMNS[:8])
+
+
+def choose_by_budget(val_sweep: pd.DataFrame, budgets: Iterable[float]) -> pd.DataFrame:
+    """Per gate and forwarding budget, the most accurate val threshold within budget.
+
+    For each budget b, among rows with ``forwarded_fraction <= b`` the one with the
+    highest ``system_accuracy`` (ties: less forwarding, then lowest threshold).
+    The ``-inf`` row forwards nothing, so every budget >= 0 is reachable.
+    Same columns as ``choose_operating_points`` with target_kind "forwarded_budget".
+    """
+    points = []
+    for gate, rows in _by_gate(val_sweep):
+        for budget in budgets:
+            within = rows[rows["forwarded_fraction"] <= budget]
+            if len(within):
+                points.append(_point(_best_accuracy_row(within), gate, "forwarded_budget", budget, True))
+            else:
+                least = rows.sort_values(["forwarded_fraction", "threshold"], kind="stable").iloc[0]
+                points.append(_point(least, gate, "forwarded_budget", budget, False))
+    return pd.DataFrame(points, columns=OPERATING_POINT_COLUMNS[:8])
+
+
+# --------------------------------------------------------------------------- whole run
+
+LOGIT_KEYS = ("val_logits", "val_labels", "test_logits", "test_labels")
+
+
+def _check_logit_files(twin: Mapping, original: Mapping) -> None:
+    for name, d in (("twin", twin), ("original", original)):
+        missing = [k for k in LOGIT_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"{name} logits file lacks {missing}; expected keys {list(LOGIT_KEYS)}.")
+    for split in ("val", "test"):
+        a, b = np.asarray(twin[f"{split}_labels"]), np.asarray(original[f"{split}_labels"])
+        if a.shape != b.shape or not np.array_equal(a, b):
+            raise ValueError(
+                f"{split} labels of the twin and the original logits differ "
+                f"(shapes {a.shape} vs {b.shape}); both must be computed on the same {split} split, in the same order."
+            )
+
+
+def run_cascade(
+    twin: Mapping,
+    original: Mapping,
+    gates: Sequence[str] = GATES,
+    targets: Sequence[float] = (0.5, 0.8, 0.9, 0.94),
+    budgets: Sequence[float] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sweep every gate on val and test, choose thresholds on val, report them on test.
+
+    ``twin`` and ``original`` map ``val_logits``, ``val_labels``, ``test_logits``,
+    ``test_labels`` to arrays (as loaded from the logits ``.npz`` files).
+
+    Returns ``(sweep_df, operating_points_df)``. ``sweep_df`` has a ``split``
+    column ("val"/"test") before ``SWEEP_COLUMNS``, and one row per split with
+    gate "oracle" (threshold NaN). ``operating_points_df`` has one row per gate x
+    target (then per gate x budget), columns ``OPERATING_POINT_COLUMNS``.
+    """
+    _check_logit_files(twin, original)
+    gates = _check_gates(gates)
+    frames, scored = [], {}
+    for split in ("val", "test"):
+        args = _check_pair(twin[f"{split}_logits"], original[f"{split}_logits"], twin[f"{split}_labels"])
+        twin_ok, orig_ok = _correct(args[0], args[2]), _correct(args[1], args[2])
+        conf = confidences(args[0], gates)
+        scored[split] = (conf, twin_ok, orig_ok)
+        for gate in gates:
+            frames.append(_sweep_scores(conf[gate], twin_ok, orig_ok, gate).assign(split=split))
+        frames.append(pd.DataFrame([{**oracle(*args), "gate": "oracle", "threshold": np.nan, "split": split}]))
+    sweep_df = pd.concat(frames, ignore_index=True)[["split", *SWEEP_COLUMNS]]
+
+    val = sweep_df[(sweep_df["split"] == "val") & sweep_df["gate"].isin(gates)]
+    chosen = [choose_operating_points(val, targets)]
+    if len(budgets):
+        chosen.append(choose_by_budget(val, budgets))
+    points = pd.concat(chosen, ignore_index=True)
+    if points.empty:
+        return sweep_df, pd.DataFrame(columns=OPERATING_POINT_COLUMNS)
+
+    conf, twin_ok, orig_ok = scored["test"]
+    test = pd.DataFrame(
+        [_threshold_scores(conf[g], twin_ok, orig_ok, g, t) for g, t in zip(points["gate"], points["threshold"])],
+        index=points.index,
+    )
+    for column in ("forwarded_fraction", "system_accuracy", "accuracy_recovery", "twin_accuracy", "original_accuracy"):
+        points[f"test_{column}"] = test[column]
+    return sweep_df, points[OPERATING_POINT_COLUMNS]

@@ -1,0 +1,420 @@
+"""One dataset interface for Fashion-MNIST, CIFAR-10 and ImageNet.
+
+Every source is decoded once into a cache of uint8 ``.npy`` arrays (N, H, W, C)
+plus int64 labels, one file pair per split (``train``, ``val``, ``test``).
+Training reads the cache through memory maps, so epochs never re-decode images.
+The ``val`` split is carved from the training set with a fixed seed; it is the
+split on which gate thresholds are chosen. ``test`` is only ever reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import pickle
+import struct
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff"}
+
+# Per-dataset facts: channels, native size, and where a local copy usually lives.
+DATASET_INFO = {
+    "fashion_mnist": {
+        "channels": 1,
+        "image_size": 28,
+        "default_root": "/usr/share/datasets/fashion-mnist",
+        "classes": [
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        ],
+    },
+    "cifar10": {
+        "channels": 3,
+        "image_size": 32,
+        "default_root": None,
+        "classes": [
+            "airplane", "automobile", "bird", "cat", "deer",
+            "dog", "frog", "horse", "ship", "truck",
+        ],
+    },
+    "imagenet": {"channels": 3, "image_size": 224, "default_root": None, "classes": None},
+}
+
+
+class DatasetError(RuntimeError):
+    """A dataset that is missing, malformed or unreadable; the message names the fix."""
+
+
+@dataclass
+class RawDataset:
+    """Decoded images before splitting. ``train``/``test`` are (images, labels)."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    classes: list[str]
+    source: str
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (the MNIST / Fashion-MNIST format), gzipped or not."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as err:
+        raise DatasetError(f"cannot read IDX file {path}: {err}. Re-download or reinstall it.") from err
+    if len(data) < 4 or data[0] != 0 or data[1] != 0:
+        raise DatasetError(f"{path} is not an IDX file (bad magic number). Re-download it.")
+    dtype_code, ndim = data[2], data[3]
+    if dtype_code != 0x08:
+        raise DatasetError(f"{path}: only unsigned-byte IDX files are supported (type {dtype_code:#x}).")
+    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise DatasetError(f"{path} is truncated: expected {int(np.prod(shape))} bytes, found {body.size}.")
+    return body.reshape(shape)
+
+
+def _find_file(root: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        for candidate in (root / name, root / "raw" / name, root / "FashionMNIST" / "raw" / name):
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def read_idx_dataset(root: Path, classes: list[str]) -> RawDataset:
+    names = {
+        "train_images": "train-images-idx3-ubyte",
+        "train_labels": "train-labels-idx1-ubyte",
+        "test_images": "t10k-images-idx3-ubyte",
+        "test_labels": "t10k-labels-idx1-ubyte",
+    }
+    arrays = {}
+    for key, stem in names.items():
+        path = _find_file(root, stem)
+        if path is None:
+            raise DatasetError(
+                f"{root} has no {stem}(.gz). Point dataset.root at a folder with the four IDX files, "
+                "install Debian's dataset-fashion-mnist, or set dataset.download: true."
+            )
+        arrays[key] = read_idx(path)
+    for split in ("train", "test"):
+        if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
+            raise DatasetError(f"{root}: {split} images and labels differ in count.")
+    return RawDataset(
+        train=(arrays["train_images"][..., None], arrays["train_labels"].astype(np.int64)),
+        test=(arrays["test_images"][..., None], arrays["test_labels"].astype(np.int64)),
+        classes=classes,
+        source=f"idx files in {root}",
+    )
+
+
+def read_cifar_pickles(root: Path) -> RawDataset:
+    """Read the original CIFAR-10 python release (data_batch_1..5, test_batch)."""
+    base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+
+    def load(name: str):
+        path = base / name
+        try:
+            with open(path, "rb") as f:
+                batch = pickle.load(f, encoding="latin1")
+        except FileNotFoundError as err:
+            raise DatasetError(f"CIFAR-10 batch {path} is missing. Re-extract cifar-10-python.tar.gz.") from err
+        except (pickle.UnpicklingError, EOFError, OSError) as err:
+            raise DatasetError(f"CIFAR-10 batch {path} is unreadable ({err}). Re-download it.") from err
+        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return images, np.asarray(batch["labels"], dtype=np.int64)
+
+    parts = [load(f"data_batch_{i}") for i in range(1, 6)]
+    train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    classes = DATASET_INFO["cifar10"]["classes"]
+    meta = base / "batches.meta"
+    if meta.exists():
+        with open(meta, "rb") as f:
+            classes = list(pickle.load(f, encoding="latin1")["label_names"])
+    return RawDataset(train=train, test=load("test_batch"), classes=classes, source=f"CIFAR-10 pickle batches in {base}")
+
+
+def list_image_folder(split_dir: Path, classes: list[str] | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
+    """List ``split_dir/<class>/<image>`` files; labels follow sorted class names."""
+    if not split_dir.is_dir():
+        raise DatasetError(f"image folder {split_dir} does not exist. Expected {split_dir}/<class>/<image files>.")
+    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    if classes is None:
+        classes = found
+    if not classes:
+        raise DatasetError(f"{split_dir} has no class sub-folders. Expected {split_dir}/<class>/<image files>.")
+    missing = sorted(set(classes) - set(found))
+    if missing:
+        raise DatasetError(f"{split_dir} lacks class folders {missing[:5]} that the training split has.")
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths.extend(files)
+        labels.extend([index] * len(files))
+    if not paths:
+        raise DatasetError(f"{split_dir} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return paths, np.asarray(labels, dtype=np.int64), classes
+
+
+def decode_image(path: Path, size: int, channels: int, resize_short: int | None = None) -> np.ndarray:
+    """Decode one image to uint8 (size, size, channels).
+
+    ``resize_short``: resize the short side to this first, then centre-crop ``size``
+    (ImageNet style); by default the image is resized straight to size x size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            if resize_short:
+                w, h = img.size
+                scale = resize_short / min(w, h)
+                img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
+                w, h = img.size
+                left, top = (w - size) // 2, (h - size) // 2
+                img = img.crop((left, top, left + size, top + size))
+            elif img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DatasetError(f"cannot decode image {path}: {err}. Delete or replace the file.") from err
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _decode_chunk(args):
+    paths, size, channels, resize_short = args
+    return np.stack([decode_image(p, size, channels, resize_short) for p in paths])
+
+
+def decode_images(paths, size: int, channels: int, resize_short: int | None = None, workers: int = 1,
+                  out: np.ndarray | None = None, progress: bool = True) -> np.ndarray:
+    """Decode many images in parallel worker processes into one uint8 array (or ``out``)."""
+    from tqdm import tqdm
+
+    if out is None:
+        out = np.empty((len(paths), size, size, channels), dtype=np.uint8)
+    chunk = 256
+    jobs = [(paths[i : i + chunk], size, channels, resize_short) for i in range(0, len(paths), chunk)]
+    bar = tqdm(total=len(paths), desc="decode", unit="img", disable=not progress, mininterval=2)
+    if workers <= 1:
+        results = map(_decode_chunk, jobs)
+        for i, block in enumerate(results):
+            out[i * chunk : i * chunk + len(block)] = block
+            bar.update(len(block))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for i, block in enumerate(pool.map(_decode_chunk, jobs)):
+                out[i * chunk : i * chunk + len(block)] = block
+                bar.update(len(block))
+    bar.close()
+    return out
+
+
+def detect_format(root: Path) -> str:
+    """Guess the on-disk layout of a local dataset copy."""
+    if _find_file(root, "train-images-idx3-ubyte"):
+        return "idx"
+    if (root / "data_batch_1").exists() or (root / "cifar-10-batches-py" / "data_batch_1").exists():
+        return "pickle"
+    if (root / "train").is_dir():
+        return "image_folder"
+    raise DatasetError(
+        f"{root}: no known dataset layout (IDX files, CIFAR-10 pickle batches, or train/<class>/ folders). "
+        "Set dataset.root to the dataset folder, or dataset.download: true."
+    )
+
+
+def _torchvision_download(name: str, root: Path) -> RawDataset:
+    import torchvision
+
+    cls = {"fashion_mnist": torchvision.datasets.FashionMNIST, "cifar10": torchvision.datasets.CIFAR10}.get(name)
+    if cls is None:
+        raise DatasetError(f"{name} cannot be downloaded automatically; set dataset.root to a local copy.")
+    try:
+        train, test = cls(str(root), train=True, download=True), cls(str(root), train=False, download=True)
+    except Exception as err:  # network errors surface as many types
+        raise DatasetError(
+            f"downloading {name} to {root} failed ({err}). Without internet, set dataset.root to a local copy."
+        ) from err
+
+    def arrays(ds):
+        images = np.asarray(ds.data, dtype=np.uint8)
+        return (images[..., None] if images.ndim == 3 else images), np.asarray(ds.targets, dtype=np.int64)
+
+    return RawDataset(arrays(train), arrays(test), list(train.classes), f"torchvision {cls.__name__} in {root}")
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded train/val split of ``range(n)``; sorted index arrays."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_fraction)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def subset(indices: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """A seeded random subset of ``indices`` of at most ``limit`` items (all when None)."""
+    if limit is None or limit >= len(indices):
+        return indices
+    return np.sort(np.random.default_rng(seed).choice(indices, size=limit, replace=False))
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_paths(cache_dir: str | Path) -> dict[str, Path]:
+    """The files of a dataset cache, by name (``train_images``, ..., ``meta``)."""
+    cache_dir = Path(cache_dir)
+    paths = {f"{s}_{k}": cache_dir / f"{s}_{k}.npy" for s in SPLITS for k in ("images", "labels")}
+    paths["meta"] = cache_dir / "meta.json"
+    return paths
+
+
+def _sha256_of(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()[:16]
+
+
+def prepare_dataset(cfg: dict, cache_dir: str | Path, workers: int = 1) -> dict:
+    """Decode the configured dataset into the cache at ``cache_dir``; return its metadata.
+
+    ``cfg`` is the ``dataset`` section of the config.
+    """
+    name = cfg["name"]
+    if name not in DATASET_INFO:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASET_INFO)}.")
+    info = DATASET_INFO[name]
+    root = cfg.get("root") or info["default_root"]
+    root = Path(os.path.expanduser(str(root))) if root else Path(cfg.get("download_dir", "data")) / name
+    fmt = cfg.get("format", "auto")
+    size = int(cfg.get("image_size") or info["image_size"])
+    channels = info["channels"]
+    seed = int(cfg.get("seed", 0))
+    paths = cache_paths(cache_dir)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+
+    if fmt == "auto":
+        if root.exists():
+            fmt = detect_format(root)
+        elif cfg.get("download", False):
+            fmt = "torchvision"
+        else:
+            raise DatasetError(
+                f"dataset folder {root} does not exist. Set dataset.root to a local copy of {name}"
+                + (" or dataset.download: true." if name != "imagenet" else " (ILSVRC-2012 train/ and val/ folders).")
+            )
+
+    meta = {"dataset": name, "format": fmt, "root": str(root), "seed": seed, "image_size": size, "channels": channels}
+    if fmt in ("idx", "pickle", "torchvision"):
+        if fmt == "idx":
+            raw = read_idx_dataset(root, info["classes"] or [])
+        elif fmt == "pickle":
+            raw = read_cifar_pickles(root)
+        else:
+            raw = _torchvision_download(name, root)
+        train_idx, val_idx = split_indices(len(raw.train[1]), cfg["val_fraction"], seed)
+        chosen = {
+            "train": (raw.train, subset(train_idx, cfg.get("train_subset"), seed + 1)),
+            "val": (raw.train, subset(val_idx, cfg.get("val_subset"), seed + 2)),
+            "test": (raw.test, subset(np.arange(len(raw.test[1])), cfg.get("test_subset"), seed + 3)),
+        }
+        for split, ((images, labels), idx) in chosen.items():
+            imgs = images[idx]
+            if imgs.shape[1:3] != (size, size):
+                imgs = _resize_array(imgs, size)
+            np.save(paths[f"{split}_images"], imgs)
+            np.save(paths[f"{split}_labels"], labels[idx])
+        classes, source = raw.classes, raw.source
+    elif fmt == "image_folder":
+        classes, source = _prepare_image_folder(cfg, root, size, channels, seed, paths, workers)
+    else:
+        raise DatasetError(f"unknown dataset.format {fmt!r}; use auto, idx, pickle, image_folder or torchvision.")
+
+    meta.update(classes=list(classes), num_classes=len(classes), source=source)
+    for split in SPLITS:
+        images = np.load(paths[f"{split}_images"], mmap_mode="r")
+        labels = np.load(paths[f"{split}_labels"])
+        meta[f"{split}_count"] = int(len(labels))
+        meta[f"{split}_labels_sha256"] = _sha256_of(labels)
+        if split == "train":
+            sample = np.asarray(images[: min(len(images), 10000)], dtype=np.float64) / 255.0
+            meta["mean"] = [float(v) for v in sample.mean(axis=(0, 1, 2))]
+            meta["std"] = [float(v) for v in sample.std(axis=(0, 1, 2))]
+    with open(paths["meta"], "w") as f:
+        json.dump(meta, f, indent=2)
+    return meta
+
+
+def _resize_array(images: np.ndarray, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def _prepare_image_folder(cfg, root: Path, size, channels, seed, paths, workers):
+    """``root/train/<class>/*`` and ``root/test|val/<class>/*`` into the cache."""
+    test_dir = next((root / d for d in ("test", "val") if (root / d).is_dir()), None)
+    if test_dir is None:
+        raise DatasetError(f"{root} has train/ but neither test/ nor val/. Add the held-out split as {root}/val/<class>/.")
+    train_paths, train_labels, classes = list_image_folder(root / "train")
+    if cfg.get("class_subset"):
+        keep = classes[: int(cfg["class_subset"])]
+        mask = np.isin(train_labels, np.arange(len(keep)))
+        train_paths = [p for p, m in zip(train_paths, mask) if m]
+        train_labels, classes = train_labels[mask], keep
+    test_paths, test_labels, _ = list_image_folder(test_dir, classes)
+    train_idx, val_idx = split_indices(len(train_labels), cfg["val_fraction"], seed)
+    chosen = {
+        "train": (train_paths, train_labels, subset(train_idx, cfg.get("train_subset"), seed + 1)),
+        "val": (train_paths, train_labels, subset(val_idx, cfg.get("val_subset"), seed + 2)),
+        "test": (test_paths, test_labels, subset(np.arange(len(test_labels)), cfg.get("test_subset"), seed + 3)),
+    }
+    resize_short = cfg.get("resize_short")
+    for split, (all_paths, labels, idx) in chosen.items():
+        files = [all_paths[i] for i in idx]
+        out = np.lib.format.open_memmap(paths[f"{split}_images"], mode="w+", dtype=np.uint8,
+                                        shape=(len(files), size, size, channels))
+        decode_images(files, size, channels, resize_short, workers, out=out)
+        out.flush()
+        del out
+        np.save(paths[f"{split}_labels"], labels[idx])
+    return classes, f"image folders in {root}"
+
+
+def load_split(cache_dir: str | Path, split: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Images (uint8 NHWC, memory-mapped) and labels of one cached split."""
+    paths = cache_paths(cache_dir)
+    for key in (f"{split}_images", f"{split}_labels"):
+        if not paths[key].exists():
+            raise DatasetError(f"dataset cache file {paths[key]} is missing. Re-run the prepare_data rule.")
+    try:
+        images = np.load(paths[f"{split}_images"], mmap_mode="r" if mmap else None)
+        labels = np.load(paths[f"{split}_labels"])
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"dataset cache in {cache_dir} is corrupt ({err}). Delete it and re-run prepare_data.") from err
+    return images, labels
+
+
+def load_meta(cache_dir: str | Path) -> dict:
+    with open(cache_paths(cache_dir)["meta"]) as f:
+        return json.load(f)

@@ -1,0 +1,265 @@
+"""The original network (a timm ResNet) and its quantized twin (Brevitas).
+
+The twin mirrors the original module for module and keeps timm's parameter
+names, so ``twin.load_state_dict(original.state_dict(), strict=False)``
+initializes it. It is built for FINN:
+
+- the first convolution and the classifier use 8-bit weights (as FINN designs
+  do), the input is quantized to 8 bits;
+- inside the blocks weights are binary, ternary or n-bit and activations
+  binary (bipolar) or n-bit;
+- every residual add takes two tensors from one shared unsigned quantizer (so
+  both share one scale), and a quantized ReLU follows the add.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+SMALL_INPUT_MAX = 64  # inputs up to this size get the 3x3 stem without max-pool
+
+
+def create_original(name: str, num_classes: int, in_chans: int, image_size: int,
+                    pretrained_file: str | None = None, **model_kwargs) -> nn.Module:
+    """A timm ResNet; small images (<= 64 px) get a 3x3 stride-1 stem and no max-pool.
+
+    ``pretrained_file``: a local weights file for timm (never a hub download).
+    """
+    import timm
+
+    kwargs = dict(model_kwargs)
+    if pretrained_file:
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_file)))
+    try:
+        model = timm.create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except RuntimeError as err:
+        if "Unknown model" in str(err):
+            raise ValueError(f"original.model {name!r} is not a timm model; see timm.list_models('resnet*').") from err
+        raise
+    if not hasattr(model, "layer1") or not isinstance(model.conv1, nn.Conv2d):
+        raise ValueError(f"original.model {name!r}: only timm ResNets with a plain stem (conv1) are supported.")
+    if image_size <= SMALL_INPUT_MAX:
+        width = model.conv1.out_channels
+        model.conv1 = nn.Conv2d(in_chans, width, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    return model
+
+
+# --------------------------------------------------------------------------- twin
+
+
+@dataclass(frozen=True)
+class TwinSpec:
+    """Bit widths of a twin. ``weight_bits``: 1 (binary), 2 with ``ternary`` ({-1,0,1}), or n."""
+
+    name: str
+    weight_bits: int
+    act_bits: int
+    ternary: bool = False
+    edge_bits: int = 8  # first and last layer, as FINN designs do
+    # Residual stream (block outputs, add inputs); None = max(2, act_bits): a 1-bit unsigned
+    # stream ({0, s}) left the twin at chance accuracy in our runs.
+    stream_bits: int | None = None
+
+    @classmethod
+    def from_config(cls, name: str, cfg: dict) -> "TwinSpec":
+        ternary = bool(cfg.get("ternary", False))
+        weight_bits = 2 if ternary else int(cfg["weight_bits"])
+        stream = cfg.get("stream_bits")
+        return cls(name, weight_bits, int(cfg["act_bits"]), ternary, int(cfg.get("edge_bits", 8)),
+                   int(stream) if stream else None)
+
+
+def _weight_quant(spec: TwinSpec):
+    from brevitas.quant import (Int8WeightPerTensorFloat, SignedBinaryWeightPerTensorConst,
+                                SignedTernaryWeightPerTensorConst)
+
+    if spec.ternary:
+        return dict(weight_quant=SignedTernaryWeightPerTensorConst)
+    if spec.weight_bits == 1:
+        return dict(weight_quant=SignedBinaryWeightPerTensorConst)
+    return dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.weight_bits)
+
+
+def _conv(conv: nn.Conv2d, quant: dict) -> nn.Module:
+    from brevitas.nn import QuantConv2d
+
+    return QuantConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                       padding=conv.padding, groups=conv.groups, bias=False, **quant)
+
+
+def _inner_act(bits: int) -> nn.Module:
+    """Activation inside a block (feeding the next conv): bipolar at 1 bit, else unsigned."""
+    from brevitas.nn import QuantIdentity, QuantReLU
+    from brevitas.quant import SignedBinaryActPerTensorConst
+
+    if bits == 1:
+        return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
+    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True)
+
+
+def _relu_max(bits: int) -> float:
+    # Initial clip of a learned-scale QuantReLU. Brevitas's default (6.0) puts a 1-bit
+    # threshold at 3, far above BN outputs: every activation would be 0 and nothing trains.
+    return {1: 1.0, 2: 2.0, 3: 3.0}.get(bits, 6.0)
+
+
+def _stream_act(bits: int) -> nn.Module:
+    """Unsigned quantizer of the residual stream (block inputs/outputs, both add inputs)."""
+    from brevitas.nn import QuantReLU
+
+    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True)
+
+
+class QuantBlock(nn.Module):
+    """A timm BasicBlock or Bottleneck with quantized convs and a FINN-friendly add."""
+
+    def __init__(self, block: nn.Module, spec: TwinSpec, stream_bits: int):
+        super().__init__()
+        wq = _weight_quant(spec)
+        self.bottleneck = hasattr(block, "conv3")
+        self.conv1, self.bn1, self.act1 = _conv(block.conv1, wq), copy.deepcopy(block.bn1), _inner_act(spec.act_bits)
+        self.conv2, self.bn2 = _conv(block.conv2, wq), copy.deepcopy(block.bn2)
+        if self.bottleneck:
+            self.act2 = _inner_act(spec.act_bits)
+            self.conv3, self.bn3 = _conv(block.conv3, wq), copy.deepcopy(block.bn3)
+        self.downsample = None
+        if block.downsample is not None:
+            ds_conv, ds_bn = block.downsample[0], block.downsample[1]
+            self.downsample = nn.Sequential(_conv(ds_conv, wq), copy.deepcopy(ds_bn))
+        # One quantizer for both add inputs: same scale, both unsigned.
+        self.add_quant = _stream_act(stream_bits)
+        self.act_out = _stream_act(stream_bits)
+
+    def forward(self, x):
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.bottleneck:
+            out = self.bn3(self.conv3(self.act2(out)))
+        out = self.add_quant(out) + self.add_quant(shortcut)
+        return self.act_out(out)
+
+
+class QuantResNet(nn.Module):
+    """The twin: the original's topology with Brevitas layers (see module docstring)."""
+
+    def __init__(self, original: nn.Module, spec: TwinSpec):
+        super().__init__()
+        from brevitas.nn import QuantIdentity, QuantLinear
+        from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
+
+        self.spec = spec
+        stream_bits = spec.stream_bits or max(2, spec.act_bits)
+        edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
+        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits,
+                                         return_quant_tensor=True)
+        self.conv1 = _conv(original.conv1, edge)
+        self.bn1 = copy.deepcopy(original.bn1)
+        self.act1 = _stream_act(stream_bits)
+        self.maxpool = copy.deepcopy(original.maxpool)
+        for i in range(1, 5):
+            layer = getattr(original, f"layer{i}")
+            setattr(self, f"layer{i}", nn.Sequential(*[QuantBlock(b, spec, stream_bits) for b in layer]))
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits,
+                                        return_quant_tensor=True)
+        fc = original.fc
+        # No bias: a trailing float add would fall outside FINN's dataflow partition.
+        self.fc = QuantLinear(fc.in_features, fc.out_features, bias=False, **edge)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.conv1(self.input_quant(x))))
+        x = self.maxpool(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = torch.flatten(self.global_pool(x), 1)
+        out = self.fc(self.head_quant(x))
+        return out.value if hasattr(out, "value") else out
+
+
+def create_twin(original: nn.Module, spec: TwinSpec, init_from_original: bool = True) -> QuantResNet:
+    """Build the twin of ``original`` and copy its weights, BN statistics and classifier."""
+    twin = QuantResNet(original, spec)
+    if init_from_original:
+        initialize_from(twin, original)
+    return twin
+
+
+def initialize_from(twin: nn.Module, original: nn.Module) -> list[str]:
+    """Copy every parameter/buffer whose name and shape match; return the names copied."""
+    source = original.state_dict()
+    target = twin.state_dict()
+    matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    twin.load_state_dict(matched, strict=False)
+    return sorted(matched)
+
+
+def topology(model: nn.Module) -> list[tuple[str, str, tuple]]:
+    """(name, kind, weight shape) of every conv and linear layer, for comparing the two networks."""
+    rows = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            rows.append((name, "conv", tuple(module.weight.shape), module.stride))
+        elif isinstance(module, nn.Linear):
+            rows.append((name, "linear", tuple(module.weight.shape), None))
+    return rows
+
+
+class Normalize(nn.Module):
+    """uint8 NCHW images (0..255) to normalized float NCHW."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        return (images - self.mean) / self.std
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def build_model(kind: str, model_cfg: dict, data_meta: dict, twin_spec: TwinSpec | None = None) -> nn.Module:
+    """Build the original (``kind='original'``) or a twin from config + dataset metadata."""
+    original = create_original(
+        model_cfg["model"], data_meta["num_classes"], data_meta["channels"], data_meta["image_size"],
+        pretrained_file=model_cfg.get("pretrained_file") if kind == "original" else None,
+        **model_cfg.get("model_kwargs", {}),
+    )
+    if kind == "original":
+        return original
+    return create_twin(original, twin_spec, init_from_original=False)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a checkpoint written by :func:`twindnn.train.save_checkpoint`, with a clear error."""
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"checkpoint {path} does not exist; run the training rule first.") from err
+    except Exception as err:  # torch raises several types on truncated/corrupt files
+        raise RuntimeError(
+            f"checkpoint {path} is corrupt or unreadable ({type(err).__name__}: {err}). "
+            "Delete it and re-run the rule to retrain."
+        ) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise RuntimeError(f"checkpoint {path} has no state_dict; it was not written by twindnn. Delete it and retrain.")
+    return ckpt
+
+
+def load_trained(path, map_location="cpu") -> nn.Module:
+    """Rebuild a trained original or twin from its checkpoint (architecture from its metadata)."""
+    ckpt = load_checkpoint(path, map_location)
+    meta = ckpt["meta"]
+    spec = TwinSpec(**meta["twin_spec"]) if meta.get("twin_spec") else None
+    model = build_model(meta["kind"], meta["model_cfg"], meta["data_meta"], spec)
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    return model

@@ -1,0 +1,346 @@
+"""The paper's tables and figures from the workflow's CSV and logits files.
+
+Pure functions: data frames (and logits) in, files out. Figures are drawn on
+``matplotlib.figure.Figure`` objects, never through pyplot's global state, so no
+display backend is needed.
+
+Accuracies are fractions in [0, 1] of the test split; throughputs are images
+per second measured on the machine that ran ``twindnn.throughput``, not on an FPGA.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from twindnn.cascade import confidence
+from twindnn.provenance import provenance_footer
+
+SUMMARY_COLUMNS = [
+    "twin",
+    "gate",
+    "target_kind",
+    "target_value",
+    "target_reached",
+    "val_threshold",
+    "original_test_accuracy",
+    "twin_test_accuracy",
+    "twindnn_test_accuracy",
+    "test_accuracy_recovery",
+    "test_forwarded_fraction",
+    "original_throughput_fps",
+    "twin_throughput_fps",
+    "twindnn_throughput_fps",
+    "twindnn_ideal_throughput_fps",
+    "twindnn_speedup_vs_original_x",
+    "throughput_device",
+]
+
+GATE_ORDER = ("max_softmax", "margin", "entropy")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _throughput_of(rows: pd.DataFrame, model: str) -> float:
+    values = rows.loc[rows["model"] == model, "throughput_fps"]
+    return float(values.median()) if len(values) else math.nan
+
+
+def _cascade_fps(rows: pd.DataFrame, fraction: float) -> float:
+    """Measured cascade rate at ``fraction``: linear between measured fractions, nearest outside them."""
+    curve = rows[rows["model"] == "cascade"].groupby("forwarded_fraction")["throughput_fps"].median()
+    if curve.empty or not np.isfinite(fraction):
+        return math.nan
+    return float(np.interp(fraction, curve.index.to_numpy(), curve.to_numpy()))
+
+
+def summary_table(operating_points: pd.DataFrame, throughput: pd.DataFrame) -> pd.DataFrame:
+    """One row per twin x gate x target: accuracy on test and measured speed.
+
+    ``operating_points`` is ``twindnn.cascade.run_cascade``'s table concatenated
+    over twins with a ``twin`` column; ``throughput`` is
+    ``twindnn.throughput.measure_throughput``'s table likewise. The TwinDNN
+    throughput is the measured cascade rate interpolated at the test forwarded
+    fraction (the nearest measured one outside the measured range); the ideal
+    rate is ``1 / (1 / twin_fps + f / original_fps)``. A twin without
+    throughput rows gets NaN speeds. Columns: ``SUMMARY_COLUMNS``.
+    """
+    rows = []
+    for point in operating_points.to_dict("records"):
+        speed = throughput[throughput["twin"] == point["twin"]]
+        f = float(point["test_forwarded_fraction"])
+        original_fps, twin_fps = _throughput_of(speed, "original"), _throughput_of(speed, "twin")
+        twindnn_fps = _cascade_fps(speed, f)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ideal = 1.0 / (1.0 / np.float64(twin_fps) + f / np.float64(original_fps))
+        devices = sorted(speed["device"].dropna().unique()) if "device" in speed else []
+        rows.append(
+            {
+                "twin": point["twin"],
+                "gate": point["gate"],
+                "target_kind": point["target_kind"],
+                "target_value": point["target_value"],
+                "target_reached": bool(point["target_reached"]),
+                "val_threshold": point["threshold"],
+                "original_test_accuracy": point["test_original_accuracy"],
+                "twin_test_accuracy": point["test_twin_accuracy"],
+                "twindnn_test_accuracy": point["test_system_accuracy"],
+                "test_accuracy_recovery": point["test_accuracy_recovery"],
+                "test_forwarded_fraction": f,
+                "original_throughput_fps": original_fps,
+                "twin_throughput_fps": twin_fps,
+                "twindnn_throughput_fps": twindnn_fps,
+                "twindnn_ideal_throughput_fps": float(ideal),
+                "twindnn_speedup_vs_original_x": twindnn_fps / original_fps if original_fps > 0 else math.nan,
+                "throughput_device": "; ".join(devices) if devices else "not measured",
+            }
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _format_cell(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
+    return str(value)
+
+
+def _display_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Cells as strings, and the devices pulled out of the table into a note."""
+    devices = sorted(df["throughput_device"].dropna().unique()) if "throughput_device" in df else []
+    shown = df.drop(columns=["throughput_device"], errors="ignore")
+    return shown.apply(lambda column: column.map(_format_cell)), devices
+
+
+def _markdown_table(df: pd.DataFrame) -> str:
+    def line(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    lines = [line(df.columns), "| " + " | ".join("---" for _ in df.columns) + " |"]
+    lines += [line(row) for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _latex_escape(text: str) -> str:
+    replacements = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+        "`": "",
+    }
+    return "".join(replacements.get(ch, ch) for ch in text)
+
+
+def device_line(devices: list[str]) -> str:
+    """The sentence that keeps measured speeds from being mistaken for FPGA numbers."""
+    where = "; ".join(devices) if devices else "no device (throughput not measured)"
+    return f"Throughput measured on {where} (this machine), not on an FPGA."
+
+
+def write_table(
+    df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, tex_path: str | Path, provenance: dict, title: str
+) -> None:
+    """Write ``df`` as tidy CSV (all columns, full precision), Markdown and LaTeX.
+
+    Markdown and LaTeX round numbers for reading, move the ``throughput_device``
+    column into a note "Throughput measured on <device> (this machine), not on
+    an FPGA." (the provenance device when the column is absent), and end with the
+    provenance footer.
+    """
+    for path in (csv_path, md_path, tex_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv_path, index=False)
+
+    shown, devices = _display_frame(df)
+    if "throughput_device" not in df:
+        devices = [provenance.get("device", "unknown device")]
+    notes = [device_line(devices), provenance_footer(provenance)]
+
+    markdown = f"## {title}\n\n{_markdown_table(shown)}\n\n" + "\n\n".join(notes) + "\n"
+    Path(md_path).write_text(markdown)
+
+    latex = shown.to_latex(index=False, escape=True, caption=_latex_escape(title), position="htbp")
+    # The table is wide: scale it to the text width (needs graphicx; booktabs for the rules).
+    latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}", 1)
+    latex = latex.replace("\\end{tabular}\n", "\\end{tabular}}\n", 1)
+    footer = "\\par\\footnotesize " + " ".join(_latex_escape(n) for n in notes) + "\n"
+    end = latex.rfind("\\end{table}")
+    header = "% Needs \\usepackage{booktabs,graphicx}.\n"
+    Path(tex_path).write_text(header + latex[:end] + footer + latex[end:])
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _save(fig: Figure, out: str | Path, title: str) -> None:
+    fig.suptitle(title, fontsize=9)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, bbox_inches="tight")
+
+
+def _panels(n: int, width: float = 4.5, height: float = 3.6) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(width * max(n, 1), height), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, max(n, 1), squeeze=False)[0])
+    return fig, axes
+
+
+def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str = "") -> None:
+    """Test accuracy of the cascade against the forwarded fraction, one panel per twin.
+
+    ``sweeps``: ``run_cascade``'s sweep tables concatenated with a ``twin`` column.
+    One line per gate, the oracle as a star, dashed/dotted lines for the original
+    and the twin alone.
+    """
+    test = sweeps[sweeps["split"] == "test"]
+    twins = list(dict.fromkeys(test["twin"]))
+    gates = [g for g in GATE_ORDER if g in set(test["gate"])] + sorted(set(test["gate"]) - set(GATE_ORDER) - {"oracle"})
+    palette = dict(zip(gates, sns.color_palette("colorblind", len(gates))))
+    fig, axes = _panels(len(twins))
+    for ax, twin in zip(axes, twins):
+        rows = test[test["twin"] == twin]
+        curves = rows[rows["gate"] != "oracle"]
+        sns.lineplot(
+            data=curves,
+            x="forwarded_fraction",
+            y="system_accuracy",
+            hue="gate",
+            hue_order=gates,
+            palette=palette,
+            estimator=None,
+            sort=False,
+            ax=ax,
+            linewidth=1.2,
+        )
+        ax.axhline(
+            rows["original_accuracy"].iloc[0], color="black", linestyle="--", linewidth=0.8, label="original alone"
+        )
+        ax.axhline(rows["twin_accuracy"].iloc[0], color="grey", linestyle=":", linewidth=0.8, label="twin alone")
+        best = rows[rows["gate"] == "oracle"]
+        if len(best):
+            ax.scatter(
+                best["forwarded_fraction"],
+                best["system_accuracy"],
+                marker="*",
+                s=120,
+                color="crimson",
+                zorder=5,
+                label="oracle gate",
+            )
+        ax.set(title=f"twin: {twin}", xlabel="forwarded fraction (test)", ylabel="TwinDNN test accuracy", xlim=(0, 1))
+        ax.legend(fontsize=7)
+    _save(fig, out, title)
+
+
+def plot_confidence_histograms(
+    twin_logits: Mapping[str, Mapping], out: str | Path, title: str = "", split: str = "test"
+) -> None:
+    """Histograms of the twin's max-softmax confidence, right vs wrong answers, one panel per twin.
+
+    ``twin_logits`` maps a twin's name to its logits file contents
+    (``<split>_logits``, ``<split>_labels``). Densities are normalised per
+    group, so the rarer wrong answers stay visible.
+    """
+    fig, axes = _panels(len(twin_logits))
+    for ax, (twin, data) in zip(axes, twin_logits.items()):
+        logits, labels = np.asarray(data[f"{split}_logits"]), np.asarray(data[f"{split}_labels"])
+        frame = pd.DataFrame(
+            {
+                "confidence": confidence(logits, "max_softmax"),
+                "twin answer": np.where(logits.argmax(axis=1) == labels, "right", "wrong"),
+            }
+        )
+        sns.histplot(
+            data=frame,
+            x="confidence",
+            hue="twin answer",
+            hue_order=["right", "wrong"],
+            bins=40,
+            binrange=(0, 1),
+            stat="density",
+            common_norm=False,
+            element="step",
+            ax=ax,
+        )
+        ax.set(title=f"twin: {twin} ({split})", xlabel="max softmax probability of the twin", ylabel="density")
+    _save(fig, out, title)
+
+
+def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: str = "") -> None:
+    """Test accuracy against measured throughput for the original, each twin and each TwinDNN point.
+
+    ``summary``: the table from ``summary_table``. Points without a measured
+    throughput are left out.
+    """
+    points = []
+    for twin, rows in summary.groupby("twin", sort=False):
+        first = rows.iloc[0]
+        points.append(
+            {
+                "twin": twin,
+                "system": "original",
+                "fps": first["original_throughput_fps"],
+                "accuracy": first["original_test_accuracy"],
+            }
+        )
+        points.append(
+            {
+                "twin": twin,
+                "system": "twin alone",
+                "fps": first["twin_throughput_fps"],
+                "accuracy": first["twin_test_accuracy"],
+            }
+        )
+        for row in rows.itertuples(index=False):
+            points.append(
+                {
+                    "twin": twin,
+                    "system": "TwinDNN",
+                    "fps": row.twindnn_throughput_fps,
+                    "accuracy": row.twindnn_test_accuracy,
+                }
+            )
+    frame = pd.DataFrame(points, columns=["twin", "system", "fps", "accuracy"]).dropna()
+    frame = frame[frame["fps"] > 0]
+    fig, axes = _panels(1, width=6.0, height=4.2)
+    ax = axes[0]
+    if len(frame):
+        sns.scatterplot(
+            data=frame,
+            x="fps",
+            y="accuracy",
+            hue="twin",
+            style="system",
+            style_order=["original", "twin alone", "TwinDNN"],
+            s=60,
+            ax=ax,
+        )
+        ax.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no throughput measured", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="measured throughput (images/s, this machine, not FPGA)", ylabel="test accuracy")
+    _save(fig, out, title)

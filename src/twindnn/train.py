@@ -1,0 +1,319 @@
+"""Training of the original and the twin: checkpoint every epoch, resume, CSV metrics.
+
+A run is reproducible on the CPU: each epoch re-seeds the shuffling, the data
+workers and the augmentation from ``seed + epoch``, so a run killed after epoch
+k and resumed ends with the same weights and metrics as an uninterrupted one.
+On a GPU it uses mixed precision and channels-last; under ``torchrun`` with
+several processes it trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .models import Normalize, load_checkpoint
+
+
+# --------------------------------------------------------------------------- data
+
+
+class CachedImages(Dataset):
+    """uint8 NHWC images from the cache (memory-mapped), returned as uint8 CHW tensors.
+
+    ``augment``: ``None``; ``"crop_flip"`` (pad-4 random crop + horizontal flip, CIFAR style);
+    ``"crop"`` (random crop only, for digits/clothes where flips are fine too but unneeded);
+    ``"random_resized_crop"`` (ImageNet style, output ``out_size``).
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: str | None = None,
+                 out_size: int | None = None):
+        self.images, self.labels, self.augment = images, labels, augment
+        self.out_size = out_size or images.shape[1]
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        img = torch.from_numpy(np.array(self.images[index])).permute(2, 0, 1)  # C,H,W uint8
+        if self.augment in ("crop_flip", "crop"):
+            pad = 4
+            img = F.pad(img, (pad, pad, pad, pad))
+            top, left = torch.randint(0, 2 * pad + 1, (2,)).tolist()
+            img = img[:, top : top + self.out_size, left : left + self.out_size]
+            if self.augment == "crop_flip" and torch.rand(()) < 0.5:
+                img = img.flip(-1)
+        elif self.augment == "random_resized_crop":
+            from torchvision.transforms.v2 import functional as TF
+            from torchvision.transforms.v2 import RandomResizedCrop
+
+            i, j, h, w = RandomResizedCrop.get_params(img, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
+            img = TF.resized_crop(img, i, j, h, w, [self.out_size, self.out_size], antialias=True)
+            if torch.rand(()) < 0.5:
+                img = img.flip(-1)
+        elif self.out_size != img.shape[-1]:
+            from torchvision.transforms.v2 import functional as TF
+
+            img = TF.center_crop(img, [self.out_size, self.out_size])
+        return img, int(self.labels[index])
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    _, local_rank, _ = distributed_env()
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'.")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return torch.device(requested)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path, state: dict) -> None:
+    """Write atomically: a kill during the write never leaves a half checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temperature: float,
+                      label_smoothing: float = 0.0):
+    """(1 - alpha) * cross-entropy + alpha * T^2 * KL(teacher || student) at temperature T."""
+    ce = F.cross_entropy(student_logits, labels, label_smoothing=label_smoothing)
+    if teacher_logits is None or alpha == 0:
+        return ce
+    t = temperature
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                  reduction="batchmean", log_target=True)
+    return (1 - alpha) * ce + alpha * t * t * kl
+
+
+def make_optimizer(model: nn.Module, cfg: dict):
+    params_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    params_no = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": params_decay, "weight_decay": cfg["weight_decay"]}, {"params": params_no, "weight_decay": 0.0}]
+    name = cfg["optimizer"]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg.get("momentum", 0.9), nesterov=True)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg["lr"])
+    raise ValueError(f"training.optimizer {name!r} is not supported; use 'sgd' or 'adamw'.")
+
+
+def cosine_lr(step: int, total: int, warmup: int, base_lr: float) -> float:
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.inference_mode()
+def evaluate_accuracy(model, normalize, loader, device) -> tuple[float, float]:
+    """(loss, accuracy) of ``model`` over ``loader``."""
+    model.eval()
+    total, correct, loss_sum = 0, 0, 0.0
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        with _autocast(device):
+            logits = model(normalize(images)).float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+        total += len(labels)
+    return loss_sum / max(total, 1), correct / max(total, 1)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean, std, work_dir,
+        checkpoint_path, metrics_path, meta: dict, teacher: nn.Module | None = None,
+        log=sys.stderr, stop_after_epoch: int | None = None) -> list[dict]:
+    """Train ``model``; resume from ``work_dir/last.pt`` when it exists.
+
+    ``cfg``: the training section (epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs,
+    label_smoothing, num_workers, seed, device, amp, distill_alpha, distill_temperature,
+    max_steps_per_epoch). Writes the final checkpoint (``state_dict`` + ``meta``) to
+    ``checkpoint_path`` and one CSV row per epoch to ``metrics_path``.
+    ``stop_after_epoch`` ends the run early (as a kill would), for resume tests.
+    """
+    from tqdm import tqdm
+
+    rank, _, world = distributed_env()
+    device = pick_device(cfg.get("device", "auto"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    seed = int(cfg.get("seed", 0))
+    torch.manual_seed(seed)
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    last_path = work_dir / "last.pt"
+
+    normalize = Normalize(mean, std).to(device)
+    model.to(device)
+    channels_last = device.type == "cuda" and cfg.get("channels_last", True)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    optimizer = make_optimizer(model, cfg)
+    history: list[dict] = []
+    start_epoch = 0
+    if last_path.exists():
+        state = load_checkpoint(last_path, map_location=device)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = state["history"]
+        start_epoch = state["epoch"] + 1
+        print(f"resuming from {last_path} after epoch {state['epoch'] + 1}", file=log, flush=True)
+    train_model = model
+    if world > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    batch_size = int(cfg["batch_size"])
+    workers = int(cfg.get("num_workers", 0))
+    epochs = int(cfg["epochs"])
+    max_steps = cfg.get("max_steps_per_epoch")
+    steps_per_epoch = math.ceil(len(train_set) / (batch_size * world))
+    if max_steps:
+        steps_per_epoch = min(steps_per_epoch, int(max_steps))
+    total_steps = epochs * steps_per_epoch
+    warmup = int(cfg.get("warmup_epochs", 0) * steps_per_epoch)
+    val_loader = DataLoader(val_set, batch_size=batch_size * 2, shuffle=False, num_workers=workers,
+                            pin_memory=device.type == "cuda")
+    alpha = float(cfg.get("distill_alpha", 0.0)) if teacher is not None else 0.0
+
+    for epoch in range(start_epoch, epochs):
+        torch.manual_seed(seed * 1000 + epoch)  # augmentation RNG in the main process
+        generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+        if world > 1:
+            sampler = torch.utils.data.distributed.DistributedSampler(train_set, seed=seed, drop_last=True)
+            sampler.set_epoch(epoch)
+            loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                                pin_memory=True, drop_last=True, generator=generator, persistent_workers=False)
+        else:
+            loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                pin_memory=device.type == "cuda", drop_last=True, generator=generator)
+        train_model.train()
+        t0 = time.perf_counter()
+        seen, loss_sum, correct = 0, 0.0, 0
+        bar = tqdm(total=steps_per_epoch, desc=f"{meta.get('kind', 'model')} epoch {epoch + 1}/{epochs}",
+                   file=log, disable=rank != 0, mininterval=5, unit="batch")
+        for step, (images, labels) in enumerate(loader):
+            if step >= steps_per_epoch:
+                break
+            global_step = epoch * steps_per_epoch + step
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(global_step, total_steps, warmup, cfg["lr"])
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            x = normalize(images)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device):
+                logits = train_model(x)
+                teacher_logits = None
+                if alpha > 0:
+                    with torch.no_grad():
+                        teacher_logits = teacher(x)
+                loss = distillation_loss(logits.float(), None if teacher_logits is None else teacher_logits.float(),
+                                         labels, alpha, float(cfg.get("distill_temperature", 4.0)),
+                                         float(cfg.get("label_smoothing", 0.0)))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(labels)
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        val_loss, val_acc = evaluate_accuracy(model, normalize, val_loader, device)
+        row = {
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "train_images_per_s": seen * world / train_seconds if train_seconds > 0 else float("nan"),
+            "epoch_seconds": train_seconds,
+            "device": str(device),
+            "world_size": world,
+        }
+        history.append(row)
+        print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+              file=log, flush=True)
+        if rank == 0:
+            save_checkpoint(last_path, {"state_dict": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                                        "epoch": epoch, "history": history, "meta": meta})
+            write_metrics(metrics_path, history)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            return history
+    if rank == 0:
+        write_metrics(metrics_path, history)
+        save_checkpoint(checkpoint_path, {"state_dict": _unwrap(model).state_dict(), "meta": meta, "history": history})
+    if world > 1:
+        torch.distributed.barrier()
+    return history
+
+
+def write_metrics(path, history: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(history[0]) if history else ["epoch"])
+        writer.writeheader()
+        writer.writerows(history)
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: np.ndarray, mean, std, batch_size: int = 512,
+                   device: str | torch.device = "cpu", out_size: int | None = None) -> np.ndarray:
+    """float32 logits of ``model`` on uint8 NHWC ``images`` (centre-cropped to ``out_size``)."""
+    device = torch.device(device)
+    model.to(device).eval()
+    normalize = Normalize(mean, std).to(device)
+    dataset = CachedImages(images, np.zeros(len(images), dtype=np.int64), None, out_size)
+    outputs = []
+    for start in range(0, len(dataset), batch_size):
+        batch = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
+        x = normalize(batch.to(device))
+        with _autocast(device):
+            outputs.append(model(x).float().cpu())
+    return torch.cat(outputs).numpy().astype(np.float32) if outputs else np.zeros((0, 0), np.float32)

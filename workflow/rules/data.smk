@@ -1,0 +1,21 @@
+rule prepare_data:
+    output:
+        train_images=f"{RESULTS}/data/train_images.npy",
+        train_labels=f"{RESULTS}/data/train_labels.npy",
+        val_images=f"{RESULTS}/data/val_images.npy",
+        val_labels=f"{RESULTS}/data/val_labels.npy",
+        test_images=f"{RESULTS}/data/test_images.npy",
+        test_labels=f"{RESULTS}/data/test_labels.npy",
+        meta=f"{RESULTS}/data/meta.json",
+    params:
+        dataset=config["dataset"],
+    log:
+        f"{RESULTS}/logs/prepare_data.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_data.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../../scripts/prepare_data.py"

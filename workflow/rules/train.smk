@@ -1,0 +1,51 @@
+rule train_original:
+    input:
+        meta=rules.prepare_data.output.meta,
+        images=rules.prepare_data.output.train_images,
+    output:
+        checkpoint=f"{RESULTS}/models/original.pt",
+        metrics=report(
+            f"{RESULTS}/models/original_metrics.csv",
+            caption="../report/training_metrics.rst",
+            category="Training",
+            labels={"network": "original"},
+        ),
+    params:
+        config=config,
+        work_dir=f"{RESULTS}/work/original",
+    log:
+        f"{RESULTS}/logs/train_original.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_original.tsv"
+    threads: 2
+    resources:
+        **get_train_resources("original"),
+    script:
+        "../../scripts/train.py"
+
+
+rule train_twin:
+    input:
+        meta=rules.prepare_data.output.meta,
+        images=rules.prepare_data.output.train_images,
+        original=rules.train_original.output.checkpoint,
+    output:
+        checkpoint=f"{RESULTS}/models/twin_{{twin}}.pt",
+        metrics=report(
+            f"{RESULTS}/models/twin_{{twin}}_metrics.csv",
+            caption="../report/training_metrics.rst",
+            category="Training",
+            labels={"network": "twin {twin}"},
+        ),
+    params:
+        config=config,
+        work_dir=lambda wc: f"{RESULTS}/work/twin_{wc.twin}",
+    log:
+        f"{RESULTS}/logs/train_twin_{{twin}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_twin_{{twin}}.tsv"
+    threads: 2
+    resources:
+        **get_train_resources("twin"),
+    script:
+        "../../scripts/train.py"

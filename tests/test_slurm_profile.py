@@ -41,7 +41,9 @@ LOCAL_PROFILE = REPO / "workflow" / "profiles" / "default"
 #   TWINDNN_SLURM_TEST_CONFIG   config file (default config/tiny.yaml)
 #   TWINDNN_SLURM_TEST_TARGETS  space-separated targets/rules (default: the default target)
 #   TWINDNN_SLURM_TEST_TIMEOUT  seconds per Snakemake run (default 1500)
-TINY_CONFIG = Path(os.environ.get("TWINDNN_SLURM_TEST_CONFIG", REPO / "config" / "tiny.yaml"))
+TINY_CONFIG = Path(
+    os.environ.get("TWINDNN_SLURM_TEST_CONFIG", REPO / "config" / "tiny.yaml")
+)
 TARGETS = os.environ.get("TWINDNN_SLURM_TEST_TARGETS", "").split()
 # Model-free outputs: the dataset cache written by rule prepare_data.
 MODEL_FREE_DIRS = ("data",)
@@ -52,9 +54,12 @@ MODEL_FREE_DIRS = ("data",)
 # usually catches it on the first check.  squeue is only used if MinJobAge
 # (300 s on the test cluster) >= 3 x init, else the plugin falls back to sacct.
 FAST_POLL = [
-    "--slurm-init-seconds-before-status-checks", "8",
-    "--seconds-between-status-checks", "2",
-    "--latency-wait", "10",
+    "--slurm-init-seconds-before-status-checks",
+    "8",
+    "--seconds-between-status-checks",
+    "2",
+    "--latency-wait",
+    "10",
 ]
 
 
@@ -100,7 +105,7 @@ def run_snakemake(args, *, env, cwd, timeout_s: int) -> subprocess.CompletedProc
 
 # --------------------------------------------------------------------------- throwaway workflow
 
-THROWAWAY_SNAKEFILE = r'''
+THROWAWAY_SNAKEFILE = r"""
 localrules: all
 
 rule all:
@@ -129,7 +134,7 @@ rule combine:
         "cat {input} > {output} && "
         "echo job=${{SLURM_JOB_ID:-NONE}} partition=${{SLURM_JOB_PARTITION:-NONE}} "
         "cpus=${{SLURM_CPUS_PER_TASK:-NONE}} >> {output}"
-'''
+"""
 
 
 def _parse_job_line(line: str) -> dict[str, str]:
@@ -146,15 +151,21 @@ def test_profile_submits_through_sbatch(slurm_cluster, tmp_path):
 
     res = run_snakemake(
         [
-            "--profile", SLURM_PROFILE,
-            "--snakefile", workdir / "Snakefile",
-            "--directory", workdir,
+            "--profile",
+            SLURM_PROFILE,
+            "--snakefile",
+            workdir / "Snakefile",
+            "--directory",
+            workdir,
             *FAST_POLL,
             "--slurm-keep-successful-logs",
             # partition override, as a site would do it per rule:
-            "--set-resources", f"with_resources:slurm_partition={slurm_cluster.partition}",
+            "--set-resources",
+            f"with_resources:slurm_partition={slurm_cluster.partition}",
         ],
-        env=slurm_cluster.env, cwd=workdir, timeout_s=180,
+        env=slurm_cluster.env,
+        cwd=workdir,
+        timeout_s=180,
     )
     print(f"throwaway workflow on SLURM: {res.elapsed:.1f}s")
 
@@ -166,7 +177,11 @@ def test_profile_submits_through_sbatch(slurm_cluster, tmp_path):
     assert all(i.isdigit() for i in ids), f"a job did not run under SLURM: {lines}"
     assert len(set(ids)) == 3, ids
     assert {j["partition"] for j in jobs} == {slurm_cluster.partition}
-    assert [j["cpus"] for j in jobs] == ["1", "1", str(threads)]  # threads -> --cpus-per-task
+    assert [j["cpus"] for j in jobs] == [
+        "1",
+        "1",
+        str(threads),
+    ]  # threads -> --cpus-per-task
 
     # resources -> sbatch flags, read back from slurmctld (no sacct needed).
     a = slurm_cluster.job_info(ids[0])
@@ -182,7 +197,11 @@ def test_profile_submits_through_sbatch(slurm_cluster, tmp_path):
 
     # The plugin's per-job SLURM logs (kept by --slurm-keep-successful-logs).
     logs = list((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
-    assert {p.parent.name for p in logs} >= {"rule_with_resources", "rule_profile_defaults", "rule_combine"}
+    assert {p.parent.name for p in logs} >= {
+        "rule_with_resources",
+        "rule_profile_defaults",
+        "rule_combine",
+    }
 
 
 # --------------------------------------------------------------------------- the real workflow
@@ -194,7 +213,9 @@ def _files(root: Path) -> set[str]:
 
 def _table_header(path: Path) -> list[str]:
     with path.open(newline="") as fh:
-        return next(csv.reader(fh, delimiter="\t" if path.suffix == ".tsv" else ","), [])
+        return next(
+            csv.reader(fh, delimiter="\t" if path.suffix == ".tsv" else ","), []
+        )
 
 
 @pytest.mark.slow
@@ -222,7 +243,9 @@ def test_workflow_on_slurm_matches_local(slurm_cluster, tmp_path):
         (workdir / "config").symlink_to(REPO / "config", target_is_directory=True)
         res = run_snakemake(
             ["--profile", profile, *common, "--directory", workdir, *extra],
-            env=slurm_cluster.env, cwd=workdir, timeout_s=timeout_s,
+            env=slurm_cluster.env,
+            cwd=workdir,
+            timeout_s=timeout_s,
         )
         print(f"real workflow, {name} profile: {res.elapsed:.1f}s")
         runs[name] = workdir / "results"
@@ -239,16 +262,26 @@ def test_workflow_on_slurm_matches_local(slurm_cluster, tmp_path):
     model_free = sorted(
         f for f in local_files if any(d in Path(f).parts[:-1] for d in MODEL_FREE_DIRS)
     )
-    assert model_free, f"no dataset cache files found under */{MODEL_FREE_DIRS}/ in {local}"
-    differ = [f for f in model_free if (local / f).read_bytes() != (slurm / f).read_bytes()]
+    assert (
+        model_free
+    ), f"no dataset cache files found under */{MODEL_FREE_DIRS}/ in {local}"
+    differ = [
+        f for f in model_free if (local / f).read_bytes() != (slurm / f).read_bytes()
+    ]
     assert not differ, f"dataset cache differs between local and SLURM runs: {differ}"
 
     tables = sorted(f for f in local_files if f.endswith((".csv", ".tsv")))
     for f in tables:
-        assert _table_header(slurm / f) == _table_header(local / f), f"columns differ in {f}"
-    print(f"compared {len(local_files)} files: {len(model_free)} byte-identical "
-          f"dataset cache files, {len(tables)} tables with the same columns")
+        assert _table_header(slurm / f) == _table_header(
+            local / f
+        ), f"columns differ in {f}"
+    print(
+        f"compared {len(local_files)} files: {len(model_free)} byte-identical "
+        f"dataset cache files, {len(tables)} tables with the same columns"
+    )
 
     # The SLURM run really went through sbatch: the plugin wrote per-job logs dirs.
     slurm_logs = tmp_path / "slurm" / ".snakemake" / "slurm_logs"
-    assert slurm_logs.is_dir() and any(p.name.startswith("rule_") for p in slurm_logs.iterdir())
+    assert slurm_logs.is_dir() and any(
+        p.name.startswith("rule_") for p in slurm_logs.iterdir()
+    )

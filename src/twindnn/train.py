@@ -122,7 +122,7 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 def make_optimizer(model: nn.Module, cfg: dict):
     params_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     params_no = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": params_decay, "weight_decay": cfg["weight_decay"]}, {"params": params_no, "weight_decay": 0.0}]
+    groups = [{"params": params_decay, "weight_decay": cfg.get("weight_decay", 0.0)}, {"params": params_no, "weight_decay": 0.0}]
     name = cfg["optimizer"]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg.get("momentum", 0.9), nesterov=True)

@@ -1,0 +1,43 @@
+# Two entry points do all set-up on a fresh Debian machine:
+#   make reproduce   the embedded default (Fashion-MNIST, ~10 min on 2 CPU cores)
+#   make test        the test suite (includes a tiny whole-DAG run and a local SLURM cluster)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+CONFIG ?= config/config.yaml
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv system-packages reproduce report test test-fast lint clean
+
+$(BIN)/snakemake: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+venv: $(BIN)/snakemake
+
+# Debian's Fashion-MNIST (the default's data, offline). Skipped where apt is absent.
+system-packages:
+	@if command -v apt-get >/dev/null 2>&1 && [ ! -d /usr/share/datasets/fashion-mnist ]; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
+	fi
+
+reproduce: venv system-packages
+	$(BIN)/snakemake --profile workflow/profiles/default --configfile $(CONFIG) --cores $(CORES)
+	$(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}')/report.html
+
+test: venv system-packages
+	@if command -v apt-get >/dev/null 2>&1; then bash scripts/ci/install_slurm.sh; fi
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
+
+test-fast: venv
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra -m "not slow and not slurm"
+
+lint: venv
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+clean:
+	rm -rf .snakemake results/tiny

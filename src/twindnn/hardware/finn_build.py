@@ -1,0 +1,292 @@
+"""FINN+ builds of the twin and the 8-bit original: estimate-only everywhere, bitstream with Vivado.
+
+Estimate-only without Vivado
+----------------------------
+finn-plus 1.6.1 has no official estimate-only mode without a Vivado install. It works
+once three things are done, and :func:`prepare_finn` is the only place that does them:
+
+1. ``finn.util.settings.initialize_dummy_settings()`` (otherwise FINN demands its CLI);
+2. ``finn.xsi.SimEngine`` is set before ``finn.builder.build_dataflow_steps`` is imported
+   (the import otherwise loads Vivado's XSI simulator); a placeholder class is enough,
+   since no estimate step simulates anything;
+3. ``XILINX_VIVADO`` names a path (read only for the build's metadata).
+
+With ``vivado=True`` none of these placeholders is installed: FINN is initialized
+against the real ``XILINX_VIVADO`` (and refuses clearly where it is missing).
+
+Residual networks
+-----------------
+FINN's default streamlining stops at the forks and adds of residual blocks.
+:func:`step_residual_streamline` moves scalar scales past forks first
+(``MoveLinearPastFork``) and only then past the adds (``MoveLinearPastEltwiseAdd``):
+in the other order the graph is corrupted. Forks become ``DuplicateStreams`` and
+adds ``ElementwiseAdd``; their analytical resource estimates are 0, which the
+resource tables state (column ``unestimated_nodes``). Any node that FINN cannot map
+to hardware stops the build with :class:`UnmappedNodeError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+
+ESTIMATE_STEPS = [
+    "step_qonnx_to_finn",
+    "step_tidy_up",
+    "step_residual_streamline",
+    "step_convert_to_hw",
+    "step_check_all_mapped",
+    "step_create_dataflow_partition",
+    "step_specialize_layers",
+    "step_target_fps_parallelization",
+    "step_apply_folding_config",
+    "step_minimize_bit_width",
+    "step_generate_estimate_reports",
+]
+BITSTREAM_STEPS = [
+    "step_generate_hardware",
+    "step_create_stitched_ip",
+    "step_synthesize_bitfile",
+    "step_make_driver",
+    "step_deployment_package",
+]
+# HW nodes whose analytical resource estimate in finn-plus 1.6.1 is 0 (not modelled).
+UNESTIMATED_OPS = ("DuplicateStreams", "ElementwiseAdd")
+
+
+class UnmappedNodeError(RuntimeError):
+    """A node that FINN could not map to a hardware layer (it would fall outside the dataflow partition)."""
+
+
+class VivadoMissingError(RuntimeError):
+    """A bitstream build was requested but Vivado is not installed or not on the environment."""
+
+
+_PREPARED: str | None = None
+
+
+def vivado_path() -> str | None:
+    """The Vivado install named by ``XILINX_VIVADO`` (or found on PATH), else None."""
+    env = os.environ.get("XILINX_VIVADO")
+    if env and Path(env, "bin", "vivado").exists():
+        return env
+    exe = shutil.which("vivado")
+    return str(Path(exe).parent.parent) if exe else None
+
+
+def prepare_finn(vivado: bool = False) -> None:
+    """Initialize finn-plus once per process: estimate-only placeholders, or the real Vivado.
+
+    This is the single place where FINN+ is made to run without Vivado (see module docstring).
+    """
+    global _PREPARED
+    mode = "vivado" if vivado else "estimate"
+    if _PREPARED == mode:
+        return
+    if _PREPARED is not None:
+        raise RuntimeError(f"FINN+ was already initialized for {_PREPARED!r} builds in this process.")
+    if vivado:
+        path = vivado_path()
+        if path is None:
+            raise VivadoMissingError(
+                "hardware.vivado is true but no Vivado was found: set XILINX_VIVADO to a Vivado install "
+                "(with bin/vivado) or put vivado on PATH, and for Alveo boards also Vitis (XILINX_VITIS) "
+                "and the platform files. Set hardware.vivado: false for estimate-only builds."
+            )
+        os.environ["XILINX_VIVADO"] = path
+    else:
+        os.environ.setdefault("XILINX_VIVADO", "/nonexistent/vivado-not-needed-for-estimates")
+        import finn.xsi
+
+        if "SimEngine" not in vars(finn.xsi):
+
+            class _NoSimulator:  # estimate steps never simulate
+                def __init__(self, *args, **kwargs):
+                    raise RuntimeError("RTL simulation needs Vivado's XSI; this is an estimate-only FINN+ setup.")
+
+            finn.xsi.SimEngine = _NoSimulator
+    from finn.util import settings
+
+    if getattr(settings, "_SETTINGS", None) is None:
+        settings.initialize_dummy_settings()
+    _PREPARED = mode
+
+
+# --------------------------------------------------------------------------- custom steps
+
+
+def step_residual_streamline(model, cfg):
+    """Streamlining for ResNets: scales move past forks, then past adds, then into thresholds."""
+    from finn.transformation.streamline import Streamline
+    from finn.transformation.streamline import absorb, reorder
+    from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+    from qonnx.transformation.general import RemoveUnusedTensors
+    from qonnx.transformation.infer_data_layouts import InferDataLayouts
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+
+    def residual_rounds(m):
+        for _ in range(3):
+            m = m.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
+            m = m.transform(Streamline())
+            # Order matters: past the forks first, then past the adds.
+            m = m.transform(reorder.MoveLinearPastFork())
+            m = m.transform(reorder.MoveLinearPastEltwiseAdd())
+            m = m.transform(reorder.MoveScalarLinearPastInvariants())
+            m = m.transform(Streamline())
+        return m
+
+    model = residual_rounds(model)
+    model = model.transform(LowerConvsToMatMul())
+    model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
+    model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    model = model.transform(ConvertBipolarMatMulToXnorPopcount())
+    model = residual_rounds(model)
+    model = _strip_output_scale(model, cfg)
+    model = model.transform(InferDataLayouts())
+    model = model.transform(RemoveUnusedTensors())
+    return model
+
+
+def _strip_output_scale(model, cfg):
+    """Remove trailing scalar Mul/Add after the classifier and record them for the host."""
+    out_scale, out_bias = 1.0, 0.0
+    while True:
+        out_name = model.graph.output[0].name
+        producer = model.find_producer(out_name)
+        if producer is None or producer.op_type not in ("Mul", "Add"):
+            break
+        const = model.get_initializer(producer.input[1])
+        if const is None or const.size != 1:
+            break
+        value = float(const.reshape(-1)[0])
+        if producer.op_type == "Mul":
+            if value <= 0:
+                break
+            out_scale, out_bias = out_scale * value, out_bias * value
+        else:
+            out_bias += value
+        # Rewire: the producer's input becomes the graph output.
+        new_out = producer.input[0]
+        model.graph.output[0].name = new_out
+        model.graph.node.remove(producer)
+        shape = model.get_tensor_shape(new_out)
+        model.graph.output[0].type.tensor_type.shape.Clear()
+        for d in shape:
+            model.graph.output[0].type.tensor_type.shape.dim.add().dim_value = int(d)
+    report = Path(cfg.output_dir) / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    (report / "host_output_scale.json").write_text(
+        json.dumps({"logit_scale": out_scale, "logit_bias": out_bias,
+                    "note": "host logits = accelerator output * logit_scale + logit_bias"}, indent=2))
+    return model
+
+
+def step_check_all_mapped(model, cfg):
+    """Stop with an error naming every node FINN could not map to a hardware layer."""
+    unmapped = [f"{n.name} ({n.op_type})" for n in model.graph.node
+                if not n.domain.startswith("finn.custom_op.fpgadataflow")]
+    if unmapped:
+        raise UnmappedNodeError(
+            "FINN+ could not map these nodes to hardware, so they would fall outside the dataflow "
+            "partition: " + ", ".join(unmapped)
+        )
+    return model
+
+
+# --------------------------------------------------------------------------- builds
+
+
+def build_config(output_dir, fpga_part: str, clock_mhz: float, target_fps: float, *, vivado: bool = False,
+                 board: str | None = None, shell: str = "zynq", folding_config: str | None = None,
+                 mvau_wwidth_max: int = 36, standalone_thresholds: bool = True):
+    """A DataflowBuildConfig for an estimate-only or (``vivado=True``) full build."""
+    prepare_finn(vivado)
+    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+
+    outputs = [DataflowOutputType.ESTIMATE_REPORTS]
+    steps = list(ESTIMATE_STEPS)
+    kwargs = dict(fpga_part=fpga_part)
+    if vivado:
+        steps += BITSTREAM_STEPS
+        outputs += [DataflowOutputType.BITFILE, DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
+        kwargs = dict(board=board, shell_flow_type=ShellFlowType.VITIS_ALVEO if shell == "alveo"
+                      else ShellFlowType.VIVADO_ZYNQ)
+    resolved = [globals()[s] if s in ("step_residual_streamline", "step_check_all_mapped") else s for s in steps]
+    return DataflowBuildConfig(
+        output_dir=str(output_dir), synth_clk_period_ns=1000.0 / float(clock_mhz),
+        target_fps=None if folding_config else int(max(1, round(target_fps))),
+        folding_config_file=folding_config, steps=resolved, generate_outputs=outputs,
+        mvau_wwidth_max=mvau_wwidth_max, standalone_thresholds=standalone_thresholds,
+        verbose=False, enable_build_pdb_debug=False, **kwargs,
+    )
+
+
+def run_build(onnx_path, cfg) -> dict:
+    """Run FINN+ on ``onnx_path``; returns :func:`read_estimates` of the output directory."""
+    from finn.builder.build_dataflow import build_dataflow_cfg
+
+    Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+    status = build_dataflow_cfg(str(onnx_path), cfg)
+    if status != 0:
+        log = Path(cfg.output_dir) / "build_dataflow.log"
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        # Re-raise our own mapping error with its message, others with the log tail.
+        if "UnmappedNodeError" in tail or "could not map" in tail:
+            msg = [line for line in tail.splitlines() if "could not map" in line]
+            raise UnmappedNodeError(msg[-1] if msg else tail)
+        raise RuntimeError(f"FINN+ build of {onnx_path} failed (status {status}); log {log}:\n{tail}")
+    return read_estimates(cfg.output_dir, 1000.0 / cfg.synth_clk_period_ns)
+
+
+def read_estimates(output_dir, clock_mhz: float) -> dict:
+    """Per-layer cycles/resources and network FPS/latency from a build's report directory."""
+    report = Path(output_dir) / "report"
+    perf = json.loads((report / "estimate_network_performance.json").read_text())
+    resources = json.loads((report / "estimate_layer_resources.json").read_text())
+    cycles = json.loads((report / "estimate_layer_cycles.json").read_text())
+    scale_file = report / "host_output_scale.json"
+    layers = []
+    model_path = Path(output_dir) / "intermediate_models" / "step_generate_estimate_reports.onnx"
+    op_types = _op_types(model_path)
+    for name, res in resources.items():
+        if name == "total":
+            continue
+        layers.append({"layer": name, "op_type": op_types.get(name, ""), "cycles": int(cycles.get(name, 0)),
+                       **{k: float(v) for k, v in res.items() if isinstance(v, (int, float))}})
+    total = resources.get("total", {})
+    return {
+        "clock_mhz": clock_mhz,
+        "estimated_throughput_fps": float(perf["estimated_throughput_fps"]),
+        "estimated_latency_ms": float(perf["estimated_latency_ns"]) * 1e-6,
+        "max_cycles": int(perf["max_cycles"]),
+        "critical_path_cycles": int(perf["critical_path_cycles"]),
+        "LUT": float(total.get("LUT", 0.0)),
+        "DSP": float(total.get("DSP", 0.0)),
+        "BRAM_18K": float(total.get("BRAM_18K", 0.0)),
+        "URAM": float(total.get("URAM", 0.0)),
+        "unestimated_nodes": sum(1 for lay in layers if lay["op_type"] in UNESTIMATED_OPS),
+        "layers": layers,
+        "host_output": json.loads(scale_file.read_text()) if scale_file.exists() else None,
+    }
+
+
+def _op_types(model_path: Path) -> dict:
+    if not model_path.exists():
+        return {}
+    import onnx
+
+    m = onnx.load(str(model_path), load_external_data=False)
+    names = {n.name: n.op_type for n in m.graph.node}
+    # Layers may sit in a dataflow partition subgraph.
+    for n in m.graph.node:
+        if n.op_type == "StreamingDataflowPartition":
+            for a in n.attribute:
+                if a.name == "model":
+                    names.update(_op_types(Path(a.s.decode())))
+    return names

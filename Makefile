@@ -29,7 +29,7 @@ reproduce: venv system-packages
 	$(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}')/report.html
 
 test: venv system-packages
-	@if command -v apt-get >/dev/null 2>&1; then bash scripts/ci/install_slurm.sh; fi
+	@if command -v apt-get >/dev/null 2>&1; then $(SUDO) bash scripts/ci/install_slurm.sh; fi
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
 
 test-fast: venv

@@ -5,14 +5,16 @@ rule cascade:
     output:
         sweep=f"{RESULTS}/cascade/{{twin}}_sweep.csv",
         operating_points=f"{RESULTS}/cascade/{{twin}}_operating_points.csv",
-    params:
-        gates=config["cascade"]["gates"],
-        targets=config["cascade"]["target_recovery"],
     log:
         f"{RESULTS}/logs/cascade_{{twin}}.log",
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        gates=config["cascade"]["gates"],
+        targets=config["cascade"]["target_recovery"],
     script:
         "../../scripts/cascade.py"

@@ -3,7 +3,6 @@ import json
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = f"{config.get('results_dir', 'results')}/{config['run_name']}"

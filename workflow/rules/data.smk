@@ -7,15 +7,17 @@ rule prepare_data:
         test_images=f"{RESULTS}/data/test_images.npy",
         test_labels=f"{RESULTS}/data/test_labels.npy",
         meta=f"{RESULTS}/data/meta.json",
-    params:
-        dataset=config["dataset"],
     log:
         f"{RESULTS}/logs/prepare_data.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_data.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        dataset=config["dataset"],
     script:
         "../../scripts/prepare_data.py"

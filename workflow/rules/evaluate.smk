@@ -4,14 +4,16 @@ rule logits_original:
         meta=rules.prepare_data.output.meta,
     output:
         logits=f"{RESULTS}/logits/original.npz",
-    params:
-        config=config,
     log:
         f"{RESULTS}/logs/logits_original.log",
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        config=config,
     script:
         "../../scripts/logits.py"
 
@@ -22,13 +24,15 @@ rule logits_twin:
         meta=rules.prepare_data.output.meta,
     output:
         logits=f"{RESULTS}/logits/twin_{{twin}}.npz",
-    params:
-        config=config,
     log:
         f"{RESULTS}/logs/logits_twin_{{twin}}.log",
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        config=config,
     script:
         "../../scripts/logits.py"

@@ -32,15 +32,17 @@ rule report_tables:
             caption="../report/accuracy_vs_throughput.rst",
             category="Figures",
         ),
-    params:
-        twins=TWINS,
-        config=config,
-        run_name=config["run_name"],
     log:
         f"{RESULTS}/logs/report_tables.log",
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        twins=TWINS,
+        config=config,
+        run_name=config["run_name"],
     script:
         "../../scripts/report.py"

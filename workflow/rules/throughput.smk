@@ -5,17 +5,19 @@ rule throughput:
         images=rules.prepare_data.output.test_images,
     output:
         throughput=f"{RESULTS}/throughput/{{twin}}.csv",
-    params:
-        settings=config["throughput"],
-        threads=config["compute"].get("threads"),
     log:
         f"{RESULTS}/logs/throughput_{{twin}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/throughput_{{twin}}.tsv"
-    # Timings need the whole machine: nothing else runs beside this job.
-    threads: workflow.cores
+    conda:
+        "../../envs/twindnn.yaml"
+    # Timings want the machine to themselves; throughput.threads says how many cores that is.
+    threads: config["throughput"].get("threads", 2)
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        settings=config["throughput"],
+        threads=config["throughput"].get("threads", 2),
     script:
         "../../scripts/throughput.py"

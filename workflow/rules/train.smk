@@ -10,16 +10,18 @@ rule train_original:
             category="Training",
             labels={"network": "original"},
         ),
-    params:
-        config=config,
-        work_dir=f"{RESULTS}/work/original",
     log:
         f"{RESULTS}/logs/train_original.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_original.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 2
     resources:
         **get_train_resources("original"),
+    params:
+        config=config,
+        work_dir=f"{RESULTS}/work/original",
     script:
         "../../scripts/train.py"
 
@@ -37,15 +39,17 @@ rule train_twin:
             category="Training",
             labels={"network": "twin {twin}"},
         ),
-    params:
-        config=config,
-        work_dir=lambda wc: f"{RESULTS}/work/twin_{wc.twin}",
     log:
         f"{RESULTS}/logs/train_twin_{{twin}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train_twin_{{twin}}.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
     threads: 2
     resources:
         **get_train_resources("twin"),
+    params:
+        config=config,
+        work_dir=lambda wc: f"{RESULTS}/work/twin_{wc.twin}",
     script:
         "../../scripts/train.py"

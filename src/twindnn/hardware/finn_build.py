@@ -122,27 +122,39 @@ def prepare_finn(vivado: bool = False) -> None:
 
 
 def step_residual_streamline(model, cfg):
-    """Streamlining for ResNets: scales move past forks, then past adds, then into thresholds."""
+    """Streamlining for ResNets: scales move past forks, then past adds, then into thresholds.
+
+    Also: the input becomes NHWC (what the accelerator streams), the global average pool
+    becomes FINN's GlobalAccPool with its 1/(H*W) scale absorbed into the next thresholds,
+    and the classifier's trailing float scale is handed to the host (see ``host_output_scale.json``).
+    """
+    from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer
     from finn.transformation.streamline import Streamline
     from finn.transformation.streamline import absorb, reorder
     from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
     from qonnx.transformation.general import RemoveUnusedTensors
     from qonnx.transformation.infer_data_layouts import InferDataLayouts
     from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+    from qonnx.transformation.make_input_chanlast import MakeInputChannelsLast
 
-    def residual_rounds(m):
-        for _ in range(3):
+    def residual_rounds(m, max_rounds=4):
+        for _ in range(max_rounds):
+            before = _signature(m)
             m = m.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
-            m = m.transform(Streamline())
             # Order matters: past the forks first, then past the adds.
             m = m.transform(reorder.MoveLinearPastFork())
             m = m.transform(reorder.MoveLinearPastEltwiseAdd())
             m = m.transform(reorder.MoveScalarLinearPastInvariants())
             m = m.transform(Streamline())
+            if _signature(m) == before:
+                break
         return m
 
+    model = model.transform(Streamline())
     model = residual_rounds(model)
+    model = model.transform(InferGlobalAccPoolLayer())
     model = model.transform(LowerConvsToMatMul())
+    model = model.transform(MakeInputChannelsLast())
     model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
     model = model.transform(absorb.AbsorbConsecutiveTransposes())
     model = model.transform(ConvertBipolarMatMulToXnorPopcount())
@@ -151,6 +163,10 @@ def step_residual_streamline(model, cfg):
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
     return model
+
+
+def _signature(model) -> tuple:
+    return tuple((n.op_type, tuple(n.input), tuple(n.output)) for n in model.graph.node)
 
 
 def _strip_output_scale(model, cfg):
@@ -173,12 +189,13 @@ def _strip_output_scale(model, cfg):
             out_bias += value
         # Rewire: the producer's input becomes the graph output.
         new_out = producer.input[0]
-        model.graph.output[0].name = new_out
+        vi = next((v for v in model.graph.value_info if v.name == new_out), None)
         model.graph.node.remove(producer)
-        shape = model.get_tensor_shape(new_out)
-        model.graph.output[0].type.tensor_type.shape.Clear()
-        for d in shape:
-            model.graph.output[0].type.tensor_type.shape.dim.add().dim_value = int(d)
+        if vi is not None:
+            model.graph.value_info.remove(vi)
+            model.graph.output[0].CopyFrom(vi)
+        else:
+            model.graph.output[0].name = new_out
     report = Path(cfg.output_dir) / "report"
     report.mkdir(parents=True, exist_ok=True)
     (report / "host_output_scale.json").write_text(

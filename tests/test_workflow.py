@@ -1,0 +1,99 @@
+"""The whole DAG for real on the tiny config, its report, lint/format, and config validation."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args, check=True, timeout=900):
+    result = subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    args = ["--configfile", "config/tiny.yaml", "--config", f"results_dir={results}"]
+    snakemake(*args, "--cores", "2")
+    return results / "tiny", args
+
+
+@pytest.mark.slow
+def test_tiny_dag_produces_tables_and_figures(tiny_run):
+    run, _ = tiny_run
+    summary = pd.read_csv(run / "tables" / "summary.csv")
+    assert set(summary["twin"]) == {"w1a1", "t2a2"}
+    for column in ("original_test_accuracy", "twin_test_accuracy", "twindnn_test_accuracy",
+                   "test_accuracy_recovery", "test_forwarded_fraction", "twindnn_throughput_fps"):
+        assert column in summary.columns
+    assert summary["test_forwarded_fraction"].between(0, 1).all()
+    md = (run / "tables" / "summary.md").read_text()
+    assert "not on an FPGA" in md and "git" in md.lower()
+    for fig in ("accuracy_vs_forwarded", "confidence_histograms", "accuracy_vs_throughput"):
+        assert (run / "figures" / f"{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metrics = pd.read_csv(run / "models" / "original_metrics.csv")
+    assert list(metrics["epoch"]) == [1, 2]
+    for log in ("train_original.log", "prepare_data.log"):
+        assert (run / "logs" / log).stat().st_size > 0
+    assert (run / "benchmarks" / "train_original.tsv").exists()
+
+
+@pytest.mark.slow
+def test_rerun_is_up_to_date_and_report_renders(tiny_run, tmp_path):
+    run, args = tiny_run
+    dry = snakemake(*args, "-n")
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    report = tmp_path / "report.html"
+    snakemake(*args, "--report", str(report))
+    html = report.read_text(errors="replace")
+    assert report.stat().st_size > 10_000 and "summary" in html
+
+
+def test_lint_clean():
+    result = snakemake("--lint", check=False, timeout=120)
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr, result.stdout
+
+
+def test_snakefmt_clean():
+    files = ["Snakefile", *map(str, sorted((ROOT / "workflow" / "rules").glob("*.smk")))]
+    result = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", *files], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_paths_resolve():
+    """script:/conda:/caption paths are relative to the .smk file that names them."""
+    pattern = re.compile(r'(?:script:|conda:|caption=)\s*\n?\s*"([^"]+)"')
+    for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
+        for rel in pattern.findall(smk.read_text()):
+            assert (smk.parent / rel).resolve().exists(), f"{smk.name}: {rel} does not exist"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["dataset"].update(bogus_key=1), "'bogus_key' was unexpected"),
+    (lambda c: c["original"]["training"].update(optimizer="adam"), "'adam' is not one of"),
+    (lambda c: c["twin"]["training"].update(epochs="two"), "'two' is not of type 'integer'"),
+])
+def test_bad_config_is_rejected_before_any_job(tmp_path, edit, message):
+    config = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
+    edit(config)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--configfile", str(path), check=False, timeout=120)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_every_config_validates():
+    for config in sorted((ROOT / "config").glob("*.yaml")):
+        result = snakemake("-n", "--configfile", str(config), check=False, timeout=120)
+        assert result.returncode == 0, f"{config.name}:\n{result.stderr[-2000:]}"

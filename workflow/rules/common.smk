@@ -26,6 +26,16 @@ def get_twin_files(pattern):
     return expand(pattern, twin=TWINS)
 
 
+def get_train_threads():
+    """Cores of a training job: its data-loader workers plus one (at least 2)."""
+    return max(2, config["compute"].get("num_workers", 0) + 1)
+
+
+def get_data_workers():
+    """Decoding processes of the data-preparation job."""
+    return config["compute"].get("data_workers", 2)
+
+
 def get_train_resources(name):
     """Scheduler resources of a training job, from the compute section."""
     compute = config["compute"]

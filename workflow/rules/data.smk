@@ -13,7 +13,7 @@ rule prepare_data:
         f"{RESULTS}/benchmarks/prepare_data.tsv"
     conda:
         "../../envs/twindnn.yaml"
-    threads: 2
+    threads: get_data_workers()
     resources:
         mem_mb=4000,
         runtime=60,

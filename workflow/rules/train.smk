@@ -16,7 +16,7 @@ rule train_original:
         f"{RESULTS}/benchmarks/train_original.tsv"
     conda:
         "../../envs/twindnn.yaml"
-    threads: 2
+    threads: get_train_threads()
     resources:
         **get_train_resources("original"),
     params:
@@ -45,7 +45,7 @@ rule train_twin:
         f"{RESULTS}/benchmarks/train_twin_{{twin}}.tsv"
     conda:
         "../../envs/twindnn.yaml"
-    threads: 2
+    threads: get_train_threads()
     resources:
         **get_train_resources("twin"),
     params:

@@ -36,15 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-ESTIMATE_STEPS = [
+# Board-independent front end, run once per network: QONNX -> HW layers -> dataflow partition.
+PREPARE_STEPS = [
     "step_qonnx_to_finn",
     "step_tidy_up",
     "step_residual_streamline",
     "step_convert_to_hw",
     "step_check_all_mapped",
+    "step_minimize_bit_width_initial",
     "step_create_dataflow_partition",
+]
+# Per board and folding, from the prepared dataflow model.
+ESTIMATE_STEPS = [
     "step_specialize_layers",
-    "step_target_fps_parallelization",
     "step_apply_folding_config",
     "step_minimize_bit_width",
     "step_generate_estimate_reports",
@@ -132,7 +136,9 @@ def step_residual_streamline(model, cfg):
     from finn.transformation.streamline import Streamline
     from finn.transformation.streamline import absorb, reorder
     from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
+    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
     from qonnx.transformation.general import RemoveUnusedTensors
+    from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.transformation.infer_data_layouts import InferDataLayouts
     from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
     from qonnx.transformation.make_input_chanlast import MakeInputChannelsLast
@@ -159,9 +165,29 @@ def step_residual_streamline(model, cfg):
     model = model.transform(absorb.AbsorbConsecutiveTransposes())
     model = model.transform(ConvertBipolarMatMulToXnorPopcount())
     model = residual_rounds(model)
+    model = _drop_pooled_transpose(model)
+    # Thresholds below an unsigned input's minimum are clipped (hardware needs them in range).
+    model = model.transform(InferDataTypes())
+    model = model.transform(RoundAndClipThresholds())
     model = _strip_output_scale(model, cfg)
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
+    return model
+
+
+def _drop_pooled_transpose(model):
+    """Remove NHWC->NCHW Transposes of 1x1 (globally pooled) maps feeding a Flatten: a no-op on data."""
+    for node in list(model.graph.node):
+        if node.op_type != "Transpose":
+            continue
+        shape = model.get_tensor_shape(node.input[0])
+        consumer = model.find_consumer(node.output[0])
+        if shape is None or len(shape) != 4 or shape[1] != 1 or shape[2] != 1:
+            continue
+        if consumer is None or consumer.op_type not in ("Flatten", "Reshape"):
+            continue
+        consumer.input[0] = node.input[0]
+        model.graph.node.remove(node)
     return model
 
 
@@ -219,46 +245,70 @@ def step_check_all_mapped(model, cfg):
 # --------------------------------------------------------------------------- builds
 
 
-def build_config(output_dir, fpga_part: str, clock_mhz: float, target_fps: float, *, vivado: bool = False,
-                 board: str | None = None, shell: str = "zynq", folding_config: str | None = None,
-                 mvau_wwidth_max: int = 36, standalone_thresholds: bool = True):
-    """A DataflowBuildConfig for an estimate-only or (``vivado=True``) full build."""
-    prepare_finn(vivado)
-    from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+def _config(output_dir, steps, outputs, fpga_part, clock_mhz, **extra):
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
 
-    outputs = [DataflowOutputType.ESTIMATE_REPORTS]
-    steps = list(ESTIMATE_STEPS)
-    kwargs = dict(fpga_part=fpga_part)
-    if vivado:
-        steps += BITSTREAM_STEPS
-        outputs += [DataflowOutputType.BITFILE, DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
-        kwargs = dict(board=board, shell_flow_type=ShellFlowType.VITIS_ALVEO if shell == "alveo"
-                      else ShellFlowType.VIVADO_ZYNQ)
-    resolved = [globals()[s] if s in ("step_residual_streamline", "step_check_all_mapped") else s for s in steps]
+    custom = {"step_residual_streamline": step_residual_streamline, "step_check_all_mapped": step_check_all_mapped}
     return DataflowBuildConfig(
         output_dir=str(output_dir), synth_clk_period_ns=1000.0 / float(clock_mhz),
-        target_fps=None if folding_config else int(max(1, round(target_fps))),
-        folding_config_file=folding_config, steps=resolved, generate_outputs=outputs,
-        mvau_wwidth_max=mvau_wwidth_max, standalone_thresholds=standalone_thresholds,
-        verbose=False, enable_build_pdb_debug=False, **kwargs,
+        steps=[custom.get(s, s) for s in steps], generate_outputs=outputs, fpga_part=fpga_part,
+        verbose=False, enable_build_pdb_debug=False, **extra,
     )
 
 
-def run_build(onnx_path, cfg) -> dict:
-    """Run FINN+ on ``onnx_path``; returns :func:`read_estimates` of the output directory."""
+def prepare_network(onnx_path, output_dir, fpga_part: str = "xczu7ev-ffvc1156-2-e") -> Path:
+    """Front end (board-independent): the dataflow model with every node a HW layer.
+
+    Returns the path of ``dataflow.onnx`` in ``output_dir`` (``host_output_scale.json`` beside it).
+    ``fpga_part`` only matters for FINN's bookkeeping here; specialization happens per board.
+    """
+    prepare_finn(False)
+    from finn.builder.build_dataflow_config import DataflowOutputType
+
+    output_dir = Path(output_dir)
+    work = output_dir / "build"
+    cfg = _config(work, PREPARE_STEPS, [DataflowOutputType.ESTIMATE_REPORTS], fpga_part, 100.0,
+                  target_fps=1, standalone_thresholds=True)
+    _run(onnx_path, cfg)
+    out = output_dir / "dataflow.onnx"
+    shutil.copy(work / "intermediate_models" / "step_create_dataflow_partition.onnx", out)
+    shutil.copy(work / "report" / "host_output_scale.json", output_dir / "host_output_scale.json")
+    return out
+
+
+def build_network(dataflow_onnx, output_dir, board: dict, folding_config, *, vivado: bool = False) -> dict:
+    """Per-board build from the prepared model with a folding config: estimates, or (``vivado``)
+    on to the bitstream, driver and deployment package. Returns :func:`read_estimates`."""
+    prepare_finn(vivado)
+    from finn.builder.build_dataflow_config import DataflowOutputType, ShellFlowType
+
+    steps, outputs, extra = list(ESTIMATE_STEPS), [DataflowOutputType.ESTIMATE_REPORTS], {}
+    if vivado:
+        steps += BITSTREAM_STEPS
+        outputs += [DataflowOutputType.BITFILE, DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
+        extra = dict(board=board["finn_board"], shell_flow_type=ShellFlowType.VITIS_ALVEO
+                     if board.get("shell") == "alveo" else ShellFlowType.VIVADO_ZYNQ)
+    cfg = _config(output_dir, steps, outputs, board["part"], board["clock_mhz"],
+                  folding_config_file=str(folding_config), standalone_thresholds=True, **extra)
+    _run(dataflow_onnx, cfg)
+    return read_estimates(output_dir, board["clock_mhz"])
+
+
+def _run(onnx_path, cfg) -> None:
     from finn.builder.build_dataflow import build_dataflow_cfg
+    from finn.util.settings import get_settings
 
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+    # FINN's scratch files go beside the build, not into the working directory.
+    get_settings().finn_build_dir = (Path(cfg.output_dir) / "finn_tmp").absolute()
     status = build_dataflow_cfg(str(onnx_path), cfg)
     if status != 0:
         log = Path(cfg.output_dir) / "build_dataflow.log"
-        tail = log.read_text()[-3000:] if log.exists() else ""
-        # Re-raise our own mapping error with its message, others with the log tail.
-        if "UnmappedNodeError" in tail or "could not map" in tail:
-            msg = [line for line in tail.splitlines() if "could not map" in line]
-            raise UnmappedNodeError(msg[-1] if msg else tail)
-        raise RuntimeError(f"FINN+ build of {onnx_path} failed (status {status}); log {log}:\n{tail}")
-    return read_estimates(cfg.output_dir, 1000.0 / cfg.synth_clk_period_ns)
+        text = log.read_text() if log.exists() else ""
+        mapped = [line.strip() for line in text.splitlines() if "could not map" in line]
+        if mapped:
+            raise UnmappedNodeError(" ".join(text[text.index("could not map"):].split("\n")[0:1]) or mapped[-1])
+        raise RuntimeError(f"FINN+ build of {onnx_path} failed (status {status}); see {log}:\n{text[-3000:]}")
 
 
 def read_estimates(output_dir, clock_mhz: float) -> dict:

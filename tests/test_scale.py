@@ -1,0 +1,113 @@
+"""Paper-scale code paths on small data: DDP (torchrun, gloo on the CPU), ImageNet layout, benchmark."""
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from twindnn import data
+from twindnn.benchmark import benchmark_training
+from twindnn.launch import run_training
+from test_train import CONFIG
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cache(idx_dataset, tmp_path):
+    cfg = {"name": "fashion_mnist", "root": str(idx_dataset), "image_size": 28, "val_fraction": 0.25}
+    data.prepare_dataset(cfg, tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+def test_ddp_two_processes(cache, tmp_path):
+    """gpus=2 launches torchrun; on the CPU the two ranks train with gloo and one checkpoint is written."""
+    config = copy.deepcopy(CONFIG)
+    config["original"]["training"]["epochs"] = 1
+    paths = {"cache_dir": cache, "checkpoint": tmp_path / "m.pt", "metrics": tmp_path / "m.csv",
+             "work_dir": tmp_path / "work"}
+    with open(tmp_path / "log.txt", "w") as log:
+        run_training("original", config, paths, gpus=2, log=log)
+    metrics = pd.read_csv(tmp_path / "m.csv")
+    assert metrics["world_size"].tolist() == [2]
+    assert (tmp_path / "m.pt").exists()
+    assert "nproc_per_node=2" in (tmp_path / "log.txt").read_text()
+
+
+def _imagenet_folder(root: Path, wnids, per_class=6, val_per_class=2):
+    """ImageNet layout: train/<wnid>/*.JPEG and a FLAT val/ with a LOC_val_solution.csv."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = ["ImageId,PredictionString"]
+    n = 0
+    for k, wnid in enumerate(wnids):
+        (root / "train" / wnid).mkdir(parents=True)
+        colour = np.zeros(3)
+        colour[k % 3] = 200
+        for i in range(per_class + val_per_class):
+            pixels = np.clip(colour + rng.normal(0, 20, (90, 120, 3)), 0, 255).astype(np.uint8)
+            if i < per_class:
+                Image.fromarray(pixels).save(root / "train" / wnid / f"{wnid}_{i}.JPEG")
+            else:
+                n += 1
+                (root / "val").mkdir(exist_ok=True)
+                Image.fromarray(pixels).save(root / "val" / f"ILSVRC2012_val_{n:08d}.JPEG")
+                rows.append(f"ILSVRC2012_val_{n:08d},{wnid} 1 2 3 4")
+    (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+
+
+def test_imagenet_flat_val_is_sorted_by_ground_truth(tmp_path):
+    wnids = ["n01440764", "n01443537", "n01484850"]
+    _imagenet_folder(tmp_path / "in", wnids)
+    truth = data.read_imagenet_ground_truth(tmp_path / "in" / "LOC_val_solution.csv")
+    assert truth["ILSVRC2012_val_00000001"] == wnids[0] and len(truth) == 6
+    devkit = tmp_path / "gt.txt"
+    devkit.write_text("2\n1\n")
+    synsets = tmp_path / "synsets.txt"
+    synsets.write_text("n01440764\nn01443537\n")
+    assert data.read_imagenet_ground_truth(devkit, synsets) == {"ILSVRC2012_val_00000001": "n01443537",
+                                                                "ILSVRC2012_val_00000002": "n01440764"}
+    with pytest.raises(data.DatasetError, match="synset list"):
+        data.read_imagenet_ground_truth(devkit)
+
+
+@pytest.mark.slow
+def test_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
+    """config/imagenet.yaml's data path, shrunk: flat val sorted, 256->224-style crops, DAG to the tables."""
+    wnids = ["n01440764", "n01443537", "n01484850", "n01491361"]
+    _imagenet_folder(tmp_path / "in", wnids, per_class=12, val_per_class=4)
+    config = yaml.safe_load((ROOT / "config" / "imagenet.yaml").read_text())
+    config["run_name"] = "imagenet_small"
+    config["results_dir"] = str(tmp_path / "results")
+    config["dataset"].update(root=str(tmp_path / "in"), imagenet_val_ground_truth=str(tmp_path / "in" / "LOC_val_solution.csv"),
+                             resize_short=40, image_size=40, input_size=32, val_fraction=0.2, class_subset=4)
+    config["original"]["model_kwargs"] = {"channels": [8, 8, 8, 8]}
+    for section in ("original", "twin"):
+        config[section]["training"].update(epochs=1, batch_size=8)
+    config["twins"] = {"w1a1": config["twins"]["w1a1"]}
+    config["compute"].update(num_workers=0, gpus=0, data_workers=1)
+    config["throughput"].update(batch_size=8, repeats=1, warmup=0, forwarded_fractions=[0.0, 1.0])
+    path = tmp_path / "imagenet_small.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(path), "--cores", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    run = tmp_path / "results" / "imagenet_small"
+    meta = yaml.safe_load((run / "data" / "meta.json").read_text())
+    assert meta["classes"] == wnids and meta["test_count"] == 16 and meta["image_size"] == 40
+    with np.load(run / "logits" / "twin_w1a1.npz") as z:
+        assert z["test_logits"].shape == (16, 4)
+    assert (run / "tables" / "summary.csv").exists()
+
+
+def test_training_benchmark_reports_ratio(cache):
+    table = benchmark_training(CONFIG, cache, steps=2, warmup=1, device="cpu")
+    assert list(table["network"]) == ["original", "twin_w1a2"]
+    assert (table["pipeline_images_per_s"] > 0).all() and (table["synthetic_images_per_s"] > 0).all()
+    assert np.allclose(table["pipeline_to_synthetic_ratio"],
+                       table["pipeline_images_per_s"] / table["synthetic_images_per_s"])

@@ -27,8 +27,8 @@ from .pipeline import _input_meta
 from .train import CachedImages, _autocast, make_optimizer, pick_device
 
 
-def _step(model, optimizer, x, y, device):
-    with _autocast(device):
+def _step(model, optimizer, x, y, device, amp=True):
+    with _autocast(device, amp):
         loss = F.cross_entropy(model(x).float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -40,7 +40,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _rate(model, optimizer, batches, device, normalize, channels_last, steps, warmup):
+def _rate(model, optimizer, batches, device, normalize, channels_last, steps, warmup, amp=True):
     """Images/s over ``steps`` training steps after ``warmup`` untimed ones."""
     model.train()
     seen, start = 0, None
@@ -53,7 +53,7 @@ def _rate(model, optimizer, batches, device, normalize, channels_last, steps, wa
         x = normalize(images.to(device, non_blocking=True))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        _step(model, optimizer, x, labels.to(device, non_blocking=True), device)
+        _step(model, optimizer, x, labels.to(device, non_blocking=True), device, amp)
         seen += len(labels)
     _sync(device)
     return seen / (time.perf_counter() - start)
@@ -74,9 +74,10 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     }
     workers = int(config.get("compute", {}).get("num_workers", 0))
     normalize = Normalize(meta["mean"], meta["std"]).to(device)
-    channels_last = device.type == "cuda"
     rows = []
     for name, (model, train_cfg) in networks.items():
+        amp = train_cfg.get("amp", True)
+        channels_last = device.type == "cuda" and train_cfg.get("channels_last", True)
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -85,13 +86,14 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
         dataset = CachedImages(images, labels, train_cfg.get("augment"), meta["image_size"])
         loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        pipeline_rate = _rate(model, optimizer, iter(loader), device, normalize, channels_last, steps, warmup)
+        pipeline_rate = _rate(model, optimizer, iter(loader), device, normalize, channels_last, steps, warmup, amp)
         x = torch.randint(0, 256, (batch, meta["channels"], meta["image_size"], meta["image_size"]),
                           dtype=torch.uint8, device=device)
         y = torch.randint(0, meta["num_classes"], (batch,), device=device)
         synthetic = ((x, y) for _ in range(steps + warmup))
-        raw_rate = _rate(model, optimizer, synthetic, device, normalize, channels_last, steps, warmup)
-        rows.append({"network": name, "batch_size": batch, "num_workers": workers, "device": str(device),
+        raw_rate = _rate(model, optimizer, synthetic, device, normalize, channels_last, steps, warmup, amp)
+        rows.append({"network": name, "batch_size": batch, "amp": amp and device.type == "cuda",
+                     "channels_last": channels_last, "num_workers": workers, "device": str(device),
                      "pipeline_images_per_s": pipeline_rate, "synthetic_images_per_s": raw_rate,
                      "pipeline_to_synthetic_ratio": pipeline_rate / raw_rate})
     return pd.DataFrame(rows)
@@ -105,12 +107,19 @@ def main(argv=None) -> int:
     parser.add_argument("--twin", default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--no-amp", action="store_true", help="train in float32 (no bf16 autocast)")
+    parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--out", default=None, help="also write the table as CSV")
     args = parser.parse_args(argv)
     with open(args.config) as f:
         config = yaml.safe_load(f)
     if args.num_workers is not None:
         config.setdefault("compute", {})["num_workers"] = args.num_workers
+    for section in ("original", "twin"):
+        if args.no_amp:
+            config[section]["training"]["amp"] = False
+        if args.no_channels_last:
+            config[section]["training"]["channels_last"] = False
     table = benchmark_training(config, args.cache, args.steps, twin=args.twin, device=args.device)
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     if args.out:

@@ -99,20 +99,25 @@ def _inner_act(bits: int) -> nn.Module:
 
     if bits == 1:
         return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
-    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True)
+    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **SCALING)
 
 
 def _relu_max(bits: int) -> float:
-    # Initial clip of a learned-scale QuantReLU. Brevitas's default (6.0) puts a 1-bit
-    # threshold at 3, far above BN outputs: every activation would be 0 and nothing trains.
+    # Initial clip of a learned-scale QuantReLU, sized for BN outputs (about unit variance).
     return {1: 1.0, 2: 2.0, 3: 3.0}.get(bits, 6.0)
+
+
+# Learned scales initialized from max_val. Brevitas's default for these quantizers collects a
+# 99.999th-percentile statistic over the first 300 steps; its kthvalue made twin training on a
+# GPU 100x slower than the original (measured on an H200: 190 vs 25,000 images/s).
+SCALING = dict(scaling_impl_type="parameter")
 
 
 def _stream_act(bits: int) -> nn.Module:
     """Unsigned quantizer of the residual stream (block inputs/outputs, both add inputs)."""
     from brevitas.nn import QuantReLU
 
-    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True)
+    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **SCALING)
 
 
 class QuantBlock(nn.Module):
@@ -156,8 +161,9 @@ class QuantResNet(nn.Module):
         self.spec = spec
         stream_bits = spec.stream_bits or max(2, spec.act_bits)
         edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
-        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits,
-                                         return_quant_tensor=True)
+        # Normalized images lie within about +-3.
+        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits, max_val=3.0,
+                                         min_val=-3.0, return_quant_tensor=True, **SCALING)
         self.conv1 = _conv(original.conv1, edge)
         self.bn1 = copy.deepcopy(original.bn1)
         self.act1 = _stream_act(stream_bits)
@@ -166,8 +172,9 @@ class QuantResNet(nn.Module):
             layer = getattr(original, f"layer{i}")
             setattr(self, f"layer{i}", nn.Sequential(*[QuantBlock(b, spec, stream_bits) for b in layer]))
         self.global_pool = nn.AdaptiveAvgPool2d(1)
-        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits,
-                                        return_quant_tensor=True)
+        head_max = 2 * _relu_max(stream_bits)
+        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits, max_val=head_max,
+                                        min_val=-head_max, return_quant_tensor=True, **SCALING)
         fc = original.fc
         # No bias: a trailing float add would fall outside FINN's dataflow partition.
         self.fc = QuantLinear(fc.in_features, fc.out_features, bias=False, **edge)

@@ -153,8 +153,8 @@ def evaluate_accuracy(model, normalize, loader, device) -> tuple[float, float]:
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
+def _autocast(device: torch.device, enabled: bool = True):
+    if device.type == "cuda" and enabled:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)
 
@@ -244,7 +244,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device):
+            with _autocast(device, cfg.get("amp", True)):
                 logits = train_model(x)
                 teacher_logits = None
                 if alpha > 0:

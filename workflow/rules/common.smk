@@ -27,8 +27,9 @@ def get_twin_files(pattern):
 
 
 def get_train_threads():
-    """Cores of a training job: its data-loader workers plus one (at least 2)."""
-    return max(2, config["compute"].get("num_workers", 0) + 1)
+    """Cores of a training job: compute.threads, else its data-loader workers plus one (at least 2)."""
+    compute = config["compute"]
+    return compute.get("threads") or max(2, compute.get("num_workers", 0) + 1)
 
 
 def get_data_workers():

@@ -21,6 +21,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/cascade.smk"
 include: "workflow/rules/throughput.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/hardware.smk"
 
 
 rule all:

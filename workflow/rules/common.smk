@@ -1,5 +1,6 @@
 # Shared helpers: config validation, wildcard constraints, input/param functions. No rules here.
 import json
+import re
 
 from snakemake.utils import validate
 
@@ -18,6 +19,8 @@ def get_final_output():
     outputs = list(rules.report_tables.output)
     outputs += [rules.train_original.output.metrics]
     outputs += expand(rules.train_twin.output.metrics, twin=TWINS)
+    if config.get("hardware"):
+        outputs += list(rules.hw_tables.output)
     return outputs
 
 
@@ -45,3 +48,56 @@ def get_train_resources(name):
         "mem_mb": compute.get("mem_mb", 8000),
         "runtime": compute.get("train_runtime_min", 120),
     }
+
+
+# ---- FPGA half (workflow/rules/hardware.smk)
+
+HW = f"{RESULTS}/hardware"
+HW_CONFIG = config.get("hardware") or {}
+HW_BOARDS = list(HW_CONFIG.get("boards", ["Pynq-Z2"]))
+HW_TWINS = list(HW_CONFIG.get("twins") or TWINS)
+HW_NETWORKS = ["original_q"] + [f"twin_{t}" for t in HW_TWINS]
+HW_ROLES = ["twin", "original", "original_alone"]
+HW_HOSTS = HW_CONFIG.get("board_hosts") or {}
+
+
+wildcard_constraints:
+    board="|".join(re.escape(b) for b in HW_BOARDS),
+    network="|".join(HW_NETWORKS),
+    role="|".join(HW_ROLES),
+
+
+def get_hw_checkpoint(wc):
+    if wc.network == "original_q":
+        return rules.hw_quantize_original.output.checkpoint
+    return expand(
+        rules.train_twin.output.checkpoint, twin=wc.network.removeprefix("twin_")
+    )[0]
+
+
+def get_hw_build_inputs(wc):
+    network = f"twin_{wc.twin}" if wc.role == "twin" else "original_q"
+    colocate = {
+        "twin": "folding_twin",
+        "original": "folding_original",
+        "original_alone": "folding_original_alone",
+    }
+    return {
+        "dataflow": expand(rules.hw_prepare.output.dataflow, network=network)[0],
+        "folding": expand(
+            getattr(rules.hw_colocate.output, colocate[wc.role]),
+            board=wc.board,
+            twin=wc.twin,
+        )[0],
+    }
+
+
+def get_hw_board_reports(wildcards=None):
+    """Board timing reports, only for boards with a host in hardware.board_hosts."""
+    boards = [b for b in HW_BOARDS if HW_HOSTS.get(b)]
+    return expand(
+        f"{HW}/board/{{board}}__{{twin}}__{{role}}.json",
+        board=boards,
+        twin=HW_TWINS,
+        role=HW_ROLES,
+    )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .finn_build import UNESTIMATED_OPS, prepare_finn
+from .system_model import system_fps
 
 RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
 FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType",
@@ -124,21 +125,6 @@ def folding_config(model) -> dict:
 
 
 # --------------------------------------------------------------------------- pair search
-
-
-def system_fps(fps_twin, fps_original, forwarded_fraction, mode: str = "parallel"):
-    """TwinDNN system throughput (frames/s): both networks run at once (``parallel``) or
-    one after the other on the same device (``sequential``, Big/Little)."""
-    fps_twin, fps_original, f = (np.asarray(x, dtype=np.float64) for x in (fps_twin, fps_original,
-                                                                          forwarded_fraction))
-    with np.errstate(divide="ignore"):
-        if mode == "parallel":
-            out = np.minimum(fps_twin, np.where(f > 0, fps_original / np.where(f > 0, f, 1), np.inf))
-        elif mode == "sequential":
-            out = 1.0 / (1.0 / fps_twin + f / fps_original)
-        else:
-            raise ValueError(f"mode {mode!r}: expected 'parallel' or 'sequential'")
-    return float(out) if out.ndim == 0 else out
 
 
 def best_pair(twin_designs: pd.DataFrame, original_designs: pd.DataFrame, board: dict,

@@ -144,6 +144,7 @@ def step_residual_streamline(model, cfg):
     from qonnx.transformation.make_input_chanlast import MakeInputChannelsLast
 
     def residual_rounds(m, max_rounds=4):
+        m = m.transform(Streamline())
         for _ in range(max_rounds):
             before = _signature(m)
             m = m.transform(absorb.AbsorbScalarBiasIntoMultiThreshold())
@@ -151,20 +152,19 @@ def step_residual_streamline(model, cfg):
             m = m.transform(reorder.MoveLinearPastFork())
             m = m.transform(reorder.MoveLinearPastEltwiseAdd())
             m = m.transform(reorder.MoveScalarLinearPastInvariants())
-            m = m.transform(Streamline())
             if _signature(m) == before:
                 break
+            m = m.transform(Streamline())
         return m
 
-    model = model.transform(Streamline())
     model = residual_rounds(model)
     model = model.transform(InferGlobalAccPoolLayer())
     model = model.transform(LowerConvsToMatMul())
     model = model.transform(MakeInputChannelsLast())
-    model = model.transform(absorb.AbsorbTransposeIntoMultiThreshold())
-    model = model.transform(absorb.AbsorbConsecutiveTransposes())
+    model = _transposes_to_edges(model)
     model = model.transform(ConvertBipolarMatMulToXnorPopcount())
     model = residual_rounds(model)
+    model = _transposes_to_edges(model)
     model = _drop_pooled_transpose(model)
     # Thresholds below an unsigned input's minimum are clipped (hardware needs them in range).
     model = model.transform(InferDataTypes())
@@ -172,6 +172,22 @@ def step_residual_streamline(model, cfg):
     model = _strip_output_scale(model, cfg)
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
+    return model
+
+
+def _transposes_to_edges(model, max_rounds=6):
+    """Cancel the layout Transposes that lowering puts around every conv, through forks and adds.
+
+    Without this each one becomes a FINN Shuffle layer (real hardware and latency)."""
+    from finn.transformation.streamline import absorb, reorder
+
+    for _ in range(max_rounds):
+        before = _signature(model)
+        for t in (absorb.AbsorbTransposeIntoMultiThreshold(), reorder.MoveTransposePastFork(),
+                  reorder.MoveTransposePastJoinAdd(), absorb.AbsorbConsecutiveTransposes()):
+            model = model.transform(t)
+        if _signature(model) == before:
+            break
     return model
 
 
@@ -337,7 +353,7 @@ def read_estimates(output_dir, clock_mhz: float) -> dict:
         "DSP": float(total.get("DSP", 0.0)),
         "BRAM_18K": float(total.get("BRAM_18K", 0.0)),
         "URAM": float(total.get("URAM", 0.0)),
-        "unestimated_nodes": sum(1 for lay in layers if lay["op_type"] in UNESTIMATED_OPS),
+        "unestimated_nodes": sum(1 for lay in layers if lay["op_type"].split("_")[0] in UNESTIMATED_OPS),
         "layers": layers,
         "host_output": json.loads(scale_file.read_text()) if scale_file.exists() else None,
     }

@@ -1,0 +1,58 @@
+"""System model of TwinDNN on one FPGA: hand-computed cases."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from twindnn.hardware.colocate import best_pair, best_single, fits
+from twindnn.hardware.system_model import mean_latency_ms, system_fps
+
+BOARD = {"name": "toy", "resources": {"LUT": 100.0, "DSP": 10.0, "BRAM_18K": 10.0, "URAM": 0.0}}
+
+
+def test_parallel_throughput_is_limited_by_the_slower_stage():
+    # twin 1000 FPS, original 300 FPS, 20 % forwarded: original can take 300/0.2 = 1500 inputs/s
+    assert system_fps(1000, 300, 0.2, "parallel") == pytest.approx(1000)
+    # 50 % forwarded: 300/0.5 = 600 < 1000
+    assert system_fps(1000, 300, 0.5, "parallel") == pytest.approx(600)
+    # nothing forwarded: the twin alone
+    assert system_fps(1000, 300, 0.0, "parallel") == pytest.approx(1000)
+    # everything forwarded: the original's rate
+    assert system_fps(1000, 300, 1.0, "parallel") == pytest.approx(300)
+
+
+def test_sequential_big_little_throughput():
+    # 1 / (1/1000 + 0.5/300) = 1 / (0.001 + 0.0016667) = 375
+    assert system_fps(1000, 300, 0.5, "sequential") == pytest.approx(375.0)
+    assert system_fps(1000, 300, 0.0, "sequential") == pytest.approx(1000.0)
+    np.testing.assert_allclose(system_fps([1000, 1000], [300, 300], [0.5, 0.0], "sequential"), [375, 1000])
+
+
+def test_mean_latency_and_bad_inputs():
+    assert mean_latency_ms(2.0, 10.0, 0.3) == pytest.approx(5.0)
+    with pytest.raises(ValueError):
+        system_fps(1, 1, 1.5)
+    with pytest.raises(ValueError):
+        system_fps(1, 1, 0.5, "both")
+
+
+def _designs(rows):
+    return pd.DataFrame([{"estimated_throughput_fps": fps, "estimated_latency_ms": lat, "LUT": lut, "DSP": dsp,
+                          "BRAM_18K": 1.0, "URAM": 0.0} for fps, lat, lut, dsp in rows])
+
+
+def test_pair_search_respects_budget_and_maximises_system_fps():
+    twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)])
+    orig = _designs([(50, 5.0, 10, 2), (200, 3.0, 40, 8)])
+    # f = 0.25: (400, 200): min(400, 800) = 400 with LUT 80 <= 100; (800, *) needs LUT >= 90 -> (800, 50): min(800, 200)
+    best = best_pair(twin, orig, BOARD, 0.25, "parallel")
+    assert (best["twin_design"], best["original_design"]) == (1, 1)
+    assert best["system_fps"] == pytest.approx(400)
+    assert best["total_LUT"] <= 100 and best["total_DSP"] <= 10
+    # at 85 % of the budget (LUT 85) the pair (1, 1) (LUT 80) still fits, (2, 0) (LUT 90) does not
+    assert best_pair(twin, orig, BOARD, 0.25, "parallel", utilization=0.85)["system_fps"] == pytest.approx(400)
+    # the original alone gets the whole device: its fastest folding that fits
+    assert best_single(orig, BOARD)["estimated_throughput_fps"] == 200
+    assert not fits({"LUT": 101, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD)
+    assert math.isinf(system_fps(0.0 + 1e300, 1, 0.0)) is False

@@ -1,0 +1,191 @@
+# FPGA half: 8-bit original, QONNX export, FINN+ builds, co-location search, system model, board timing.
+# Everything is a FINN+ estimate unless hardware.vivado builds bitstreams and a board host times them.
+# Its constants and input functions live in common.smk.
+
+
+rule hw_quantize_original:
+    input:
+        original=rules.train_original.output.checkpoint,
+        meta=rules.prepare_data.output.meta,
+        images=rules.prepare_data.output.train_images,
+    output:
+        checkpoint=f"{HW}/models/original_q.pt",
+        logits=f"{HW}/logits/original_q.npz",
+    log:
+        f"{RESULTS}/logs/hw_quantize_original.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hw_quantize_original.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        config=config,
+        work_dir=f"{HW}/work/original_q",
+    script:
+        "../../scripts/hw_quantize_original.py"
+
+
+rule hw_export:
+    input:
+        checkpoint=get_hw_checkpoint,
+        meta=rules.prepare_data.output.meta,
+    output:
+        onnx=f"{HW}/onnx/{{network}}.onnx",
+        check=f"{HW}/onnx/{{network}}_export_check.csv",
+    log:
+        f"{RESULTS}/logs/hw_export_{{network}}.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        check_images=HW_CONFIG.get("check_images", 16),
+    script:
+        "../../scripts/hw_export.py"
+
+
+rule hw_prepare:
+    input:
+        onnx=rules.hw_export.output.onnx,
+        meta=rules.prepare_data.output.meta,
+    output:
+        dataflow=f"{HW}/finn/{{network}}/dataflow.onnx",
+        check=f"{HW}/finn/{{network}}/streamline_check.csv",
+    log:
+        f"{RESULTS}/logs/hw_prepare_{{network}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hw_prepare_{{network}}.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../../scripts/hw_prepare.py"
+
+
+rule hw_colocate:
+    input:
+        twin_dataflow=lambda wc: expand(
+            rules.hw_prepare.output.dataflow, network=f"twin_{wc.twin}"
+        )[0],
+        original_dataflow=expand(
+            rules.hw_prepare.output.dataflow, network="original_q"
+        )[0],
+        operating_points=rules.cascade.output.operating_points,
+        twin_logits=rules.logits_twin.output.logits,
+        original_logits=rules.hw_quantize_original.output.logits,
+    output:
+        designs=f"{HW}/colocate/{{board}}__{{twin}}_designs.csv",
+        system=f"{HW}/colocate/{{board}}__{{twin}}_system.csv",
+        folding_twin=f"{HW}/colocate/{{board}}__{{twin}}_folding_twin.json",
+        folding_original=f"{HW}/colocate/{{board}}__{{twin}}_folding_original.json",
+        folding_original_alone=f"{HW}/colocate/{{board}}__{{twin}}_folding_original_alone.json",
+    log:
+        f"{RESULTS}/logs/hw_colocate_{{board}}__{{twin}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hw_colocate_{{board}}__{{twin}}.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        config=config,
+    script:
+        "../../scripts/hw_colocate.py"
+
+
+rule hw_build:
+    input:
+        unpack(get_hw_build_inputs),
+    output:
+        estimates=f"{HW}/builds/{{board}}__{{twin}}__{{role}}.json",
+    log:
+        f"{RESULTS}/logs/hw_build_{{board}}__{{twin}}__{{role}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hw_build_{{board}}__{{twin}}__{{role}}.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        # a bitstream build takes hours; an estimate seconds
+        runtime=lambda wc: 600 if HW_CONFIG.get("vivado") else 30,
+    params:
+        config=config,
+        build_dir=lambda wc: f"{HW}/builds/{wc.board}__{wc.twin}__{wc.role}",
+    script:
+        "../../scripts/hw_build.py"
+
+
+rule hw_board_timing:
+    input:
+        estimates=rules.hw_build.output.estimates,
+        meta=rules.prepare_data.output.meta,
+    output:
+        report=f"{HW}/board/{{board}}__{{twin}}__{{role}}.json",
+    log:
+        f"{RESULTS}/logs/hw_board_timing_{{board}}__{{twin}}__{{role}}.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        host=lambda wc: HW_HOSTS.get(wc.board),
+        user=HW_CONFIG.get("board_user"),
+        batch_size=HW_CONFIG.get("board_batch_size", 100),
+    script:
+        "../../scripts/hw_board_timing.py"
+
+
+rule hw_tables:
+    input:
+        builds=expand(
+            rules.hw_build.output.estimates,
+            board=HW_BOARDS,
+            twin=HW_TWINS,
+            role=HW_ROLES,
+        ),
+        systems=expand(rules.hw_colocate.output.system, board=HW_BOARDS, twin=HW_TWINS),
+        board_reports=get_hw_board_reports(),
+    output:
+        resources=report(
+            f"{RESULTS}/tables/hw_resources.csv",
+            caption="../report/hw_resources.rst",
+            category="FPGA",
+        ),
+        fps=report(
+            f"{RESULTS}/tables/hw_fps.csv",
+            caption="../report/hw_fps.rst",
+            category="FPGA",
+        ),
+        headline=report(
+            f"{RESULTS}/tables/hw_headline.csv",
+            caption="../report/hw_headline.rst",
+            category="FPGA",
+        ),
+        figure=report(
+            f"{RESULTS}/figures/hw_accuracy_vs_throughput.png",
+            caption="../report/hw_accuracy_vs_throughput.rst",
+            category="FPGA",
+        ),
+    log:
+        f"{RESULTS}/logs/hw_tables.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../../scripts/hw_tables.py"

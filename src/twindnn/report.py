@@ -344,3 +344,47 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
         ax.text(0.5, 0.5, "no throughput measured", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="measured throughput (images/s, this machine, not FPGA)", ylabel="test accuracy")
     _save(fig, out, title)
+
+
+def anchor_table(summary: pd.DataFrame, anchors: dict, twin_bits: dict, dataset: str,
+                 fpga_headline: pd.DataFrame | None = None, gate: str = "max_softmax") -> pd.DataFrame:
+    """This run's figures beside the published anchors, one row per comparison.
+
+    ``twin_bits``: twin name -> (weight_bits, act_bits); ``fpga_headline``: the hardware headline
+    table (FINN+ estimates), if the run built one. Recovery is read at the operating point whose
+    target equals the paper's recovery, on the test split.
+    """
+    paper = anchors["paper"]
+    rows = []
+    points = summary[(summary["gate"] == gate) & (summary["target_kind"] == "accuracy_recovery")]
+    for twin, g in points.groupby("twin", sort=False):
+        at = g.iloc[(g["target_value"] - paper["accuracy_recovery"]).abs().argsort()[:1]].iloc[0]
+        rows.append({"comparison": f"accuracy recovery, twin {twin} ({gate} gate, target {at.target_value:g})",
+                     "anchor": paper["accuracy_recovery"], "anchor_source": paper["source"],
+                     "this_run": at.test_accuracy_recovery,
+                     "note": f"forwarded fraction {at.test_forwarded_fraction:.3f} on test"})
+    published = anchors["published_accuracy"]
+    if dataset == published["dataset"]:
+        for twin, (w, a) in twin_bits.items():
+            acc = summary.loc[summary["twin"] == twin, "twin_test_accuracy"]
+            for m in published["models"]:
+                if (m["weight_bits"], m["act_bits"]) == (w, a) and len(acc):
+                    rows.append({"comparison": f"twin {twin} test accuracy vs {m['model']} W{w}A{a}",
+                                 "anchor": m["accuracy"], "anchor_source": published["source"],
+                                 "this_run": float(acc.iloc[0]), "note": "our twin is a ResNet, see config"})
+        orig = summary["original_test_accuracy"].iloc[0] if len(summary) else float("nan")
+        for m in published["models"]:
+            if m["model"] == "ResNet-18":
+                rows.append({"comparison": f"original (float) vs {m['model']} W{m['weight_bits']}A{m['act_bits']}",
+                             "anchor": m["accuracy"], "anchor_source": published["source"], "this_run": orig,
+                             "note": "our original is float"})
+    if fpga_headline is not None and len(fpga_headline):
+        h = fpga_headline[(fpga_headline["gate"] == gate) & fpga_headline["fits"].astype(bool)]
+        for (board, twin), g in h.groupby(["board", "twin"], sort=False):
+            at = g.iloc[(g["target_value"] - paper["accuracy_recovery"]).abs().argsort()[:1]].iloc[0]
+            rows.append({"comparison": f"throughput gain over original alone, {board}, twin {twin} "
+                                       f"(target {at.target_value:g})",
+                         "anchor": paper["throughput_gain_x"], "anchor_source": paper["source"],
+                         "this_run": at.throughput_gain,
+                         "note": f"{at.source}; forwarded {at.forwarded_fraction:.3f}"})
+    return pd.DataFrame(rows, columns=["comparison", "anchor", "anchor_source", "this_run", "note"])

@@ -16,12 +16,17 @@ wildcard_constraints:
 
 def get_final_output():
     """The tables and figures of the run: what `snakemake` builds by default."""
-    outputs = list(rules.report_tables.output)
+    outputs = list(rules.report_tables.output) + list(rules.compare_anchors.output)
     outputs += [rules.train_original.output.metrics]
     outputs += expand(rules.train_twin.output.metrics, twin=TWINS)
     if config.get("hardware"):
         outputs += list(rules.hw_tables.output)
     return outputs
+
+
+def get_anchor_inputs(wildcards):
+    """The FPGA headline table, where the run builds the hardware half."""
+    return {"fpga_headline": rules.hw_tables.output.headline} if config.get("hardware") else {}
 
 
 def get_twin_files(pattern):

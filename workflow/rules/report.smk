@@ -46,3 +46,31 @@ rule report_tables:
         run_name=config["run_name"],
     script:
         "../../scripts/report.py"
+
+
+rule compare_anchors:
+    input:
+        unpack(get_anchor_inputs),
+        summary=rules.report_tables.output.summary_csv,
+        data_meta=rules.prepare_data.output.meta,
+        anchors="workflow/anchors.yaml",
+    output:
+        csv=f"{RESULTS}/tables/anchors.csv",
+        md=report(
+            f"{RESULTS}/tables/anchors.md",
+            caption="../report/anchors.rst",
+            category="Tables",
+        ),
+        tex=f"{RESULTS}/tables/anchors.tex",
+    log:
+        f"{RESULTS}/logs/compare_anchors.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        config=config,
+    script:
+        "../../scripts/anchors.py"

@@ -90,6 +90,7 @@ def test_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
     for section in ("original", "twin"):
         config[section]["training"].update(epochs=1, batch_size=8)
     config["twins"] = {"w1a1": config["twins"]["w1a1"]}
+    config.pop("hardware")  # the FPGA half has its own tests
     config["compute"].update(num_workers=0, gpus=0, data_workers=1)
     config["throughput"].update(batch_size=8, repeats=1, warmup=0, forwarded_fractions=[0.0, 1.0])
     path = tmp_path / "imagenet_small.yaml"

@@ -26,7 +26,11 @@ def get_final_output():
 
 def get_anchor_inputs(wildcards):
     """The FPGA headline table, where the run builds the hardware half."""
-    return {"fpga_headline": rules.hw_tables.output.headline} if config.get("hardware") else {}
+    return (
+        {"fpga_headline": rules.hw_tables.output.headline}
+        if config.get("hardware")
+        else {}
+    )
 
 
 def get_twin_files(pattern):

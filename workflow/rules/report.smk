@@ -53,7 +53,7 @@ rule compare_anchors:
         unpack(get_anchor_inputs),
         summary=rules.report_tables.output.summary_csv,
         data_meta=rules.prepare_data.output.meta,
-        anchors="workflow/anchors.yaml",
+        anchors=f"{workflow.basedir}/workflow/anchors.yaml",
     output:
         csv=f"{RESULTS}/tables/anchors.csv",
         md=report(

@@ -33,6 +33,21 @@ def get_anchor_inputs(wildcards):
     )
 
 
+def get_config_for(*sections):
+    """Only the config sections a job reads, as its params: editing another section of the
+    config (a new board, another gate) leaves that job's outputs up to date."""
+    subset = {k: config[k] for k in sections if k in config}
+    subset["run_name"] = config["run_name"]
+    return subset
+
+
+def get_twin_config(wildcards):
+    """The config a twin's training reads: its own entry of `twins`, not the others'."""
+    subset = get_config_for("dataset", "twin", "compute")
+    subset["twins"] = {wildcards.twin: config["twins"][wildcards.twin]}
+    return subset
+
+
 def get_twin_files(pattern):
     """One file per configured twin, in config order."""
     return expand(pattern, twin=TWINS)

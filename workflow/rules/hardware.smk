@@ -22,7 +22,9 @@ rule hw_quantize_original:
         mem_mb=4000,
         runtime=60,
     params:
-        config=config,
+        config=get_config_for(
+            "dataset", "original", "twins", "compute", "cascade", "hardware"
+        ),
         work_dir=f"{HW}/work/original_q",
     script:
         "../../scripts/hw_quantize_original.py"
@@ -98,7 +100,9 @@ rule hw_colocate:
         mem_mb=8000,
         runtime=60,
     params:
-        config=config,
+        config=get_config_for(
+            "dataset", "original", "twins", "compute", "cascade", "hardware"
+        ),
     script:
         "../../scripts/hw_colocate.py"
 
@@ -120,7 +124,9 @@ rule hw_build:
         # a bitstream build takes hours; an estimate seconds
         runtime=lambda wc: 600 if HW_CONFIG.get("vivado") else 30,
     params:
-        config=config,
+        config=get_config_for(
+            "dataset", "original", "twins", "compute", "cascade", "hardware"
+        ),
         build_dir=lambda wc: f"{HW}/builds/{wc.board}__{wc.twin}__{wc.role}",
     script:
         "../../scripts/hw_build.py"

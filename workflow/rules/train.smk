@@ -20,7 +20,7 @@ rule train_original:
     resources:
         **get_train_resources("original"),
     params:
-        config=config,
+        config=get_config_for("dataset", "original", "compute"),
         work_dir=f"{RESULTS}/work/original",
     script:
         "../../scripts/train.py"
@@ -49,7 +49,7 @@ rule train_twin:
     resources:
         **get_train_resources("twin"),
     params:
-        config=config,
+        config=get_twin_config,
         work_dir=lambda wc: f"{RESULTS}/work/twin_{wc.twin}",
     script:
         "../../scripts/train.py"

@@ -6,4 +6,5 @@ from twindnn.snakemake_io import redirect_logs
 
 with redirect_logs(snakemake.log[0]):
     print(prepare_step(snakemake.input.onnx, Path(snakemake.output.dataflow).parent,
-                       Path(snakemake.input.meta).parent, snakemake.output.check))
+                       Path(snakemake.input.meta).parent, snakemake.output.check,
+                       n_images=snakemake.params.check_images, min_agreement=snakemake.params.min_agreement))

@@ -8,7 +8,7 @@ CORES ?= all
 CONFIG ?= config/config.yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv system-packages reproduce report test test-fast lint clean
+.PHONY: venv system-packages reproduce publish test test-fast lint clean
 
 $(BIN)/snakemake: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ system-packages:
 reproduce: venv system-packages
 	$(BIN)/snakemake --profile workflow/profiles/default --configfile $(CONFIG) --cores $(CORES)
 	$(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}')/report.html
+
+# Write PROVENANCE.md into a finished run so that its tables and figures can be committed.
+#   make publish CONFIG=config/cifar10_cpu.yaml DATA_NOTE="CIFAR-10 (JPEG copy)"
+publish: venv
+	$(BIN)/python -m twindnn.publish results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}') \
+		--config $(CONFIG) $(if $(DATA_NOTE),--data-note "$(DATA_NOTE)")
 
 test: venv system-packages
 	@if command -v apt-get >/dev/null 2>&1; then $(SUDO) bash scripts/ci/install_slurm.sh; fi

@@ -45,6 +45,13 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
     for log in ("train_original.log", "prepare_data.log"):
         assert (run / "logs" / log).stat().st_size > 0
     assert (run / "benchmarks" / "train_original.tsv").exists()
+    # The FPGA half: FINN+ estimates for twin, co-located original and the original alone, labelled.
+    resources = pd.read_csv(run / "tables" / "hw_resources.csv")
+    assert {"twin", "original", "original_alone"} <= set(resources["network"])
+    assert (resources["source"] == "FINN+ estimate").all()
+    assert (resources.loc[resources["network"] == "original_alone", "DSP"] > 0).all()
+    headline = pd.read_csv(run / "tables" / "hw_headline.csv")
+    assert (headline["source"].str.contains("estimate")).all() and headline["fits"].all()
 
 
 @pytest.mark.slow

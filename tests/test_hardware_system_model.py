@@ -56,3 +56,29 @@ def test_pair_search_respects_budget_and_maximises_system_fps():
     assert best_single(orig, BOARD)["estimated_throughput_fps"] == 200
     assert not fits({"LUT": 101, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD)
     assert math.isinf(system_fps(0.0 + 1e300, 1, 0.0)) is False
+
+
+def test_fps_table_carries_the_graph_check(tmp_path):
+    """Each estimate says how closely the FINN graph follows the trained network it stands for."""
+    import pandas as pd
+
+    from twindnn.hardware import tables
+
+    resources = pd.DataFrame([
+        {"board": "ZCU104", "twin": "w1a1", "network": net, "estimated_throughput_fps": fps,
+         "estimated_latency_ms": 1.0, "clock_mhz": 187.5}
+        for net, fps in (("twin", 9000.0), ("original", 3000.0), ("original_alone", 5000.0),
+                         ("co-located (twin + original)", float("nan")))])
+    checks = []
+    for exported, agreement, graph_acc in (("twin_w1a1", 0.875, 0.578), ("original_q", 1.0, 0.7)):
+        (tmp_path / exported).mkdir()
+        path = tmp_path / exported / "streamline_check.csv"
+        pd.DataFrame([{"images": 64, "prediction_agreement": agreement, "qonnx_accuracy": 0.516,
+                       "graph_accuracy": graph_acc, "max_abs_logit_diff": 1.8}]).to_csv(path, index=False)
+        checks.append(path)
+    table = tables.fps_table(resources, [], checks).set_index("network")
+    assert list(table.index) == ["twin", "original", "original_alone"]
+    assert table.loc["twin", "graph_agreement_with_model"] == 0.875
+    assert table.loc["twin", "graph_accuracy_on_check"] == 0.578
+    assert table.loc["original_alone", "graph_agreement_with_model"] == 1.0
+    assert (table["graph_check_images"] == 64).all()

@@ -70,7 +70,7 @@ rule hw_prepare:
         runtime=60,
     params:
         check_images=HW_CONFIG.get("streamline_check_images", 64),
-        min_agreement=HW_CONFIG.get("streamline_min_agreement", 0.95),
+        min_agreement=HW_CONFIG.get("streamline_min_agreement", 0.5),
     script:
         "../../scripts/hw_prepare.py"
 
@@ -167,6 +167,7 @@ rule hw_tables:
         ),
         systems=expand(rules.hw_colocate.output.system, board=HW_BOARDS, twin=HW_TWINS),
         board_reports=get_hw_board_reports(),
+        checks=expand(rules.hw_prepare.output.check, network=HW_NETWORKS),
     output:
         resources=report(
             f"{RESULTS}/tables/hw_resources.csv",

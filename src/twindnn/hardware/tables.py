@@ -52,8 +52,18 @@ def resource_table(build_jsons: list) -> pd.DataFrame:
     return df
 
 
-def fps_table(resources: pd.DataFrame, board_jsons: list) -> pd.DataFrame:
-    """Estimated FPS per board/twin/network, and the measured one where a board ran."""
+def graph_checks(check_csvs: list) -> pd.DataFrame:
+    """The streamline checks (``hw_prepare``), one row per exported network (``twin_<name>``, ``original_q``)."""
+    frames = [pd.read_csv(p).assign(exported=Path(p).parent.name) for p in check_csvs]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["exported"])
+
+
+def fps_table(resources: pd.DataFrame, board_jsons: list, check_csvs: list = ()) -> pd.DataFrame:
+    """Estimated FPS per board/twin/network, and the measured one where a board ran.
+
+    With ``check_csvs``, each estimated row also says how closely the FINN graph that the
+    estimate is of follows the trained network: prediction agreement and both accuracies on
+    the checked test images."""
     est = resources[resources["network"] != "co-located (twin + original)"]
     rows = [{"board": r["board"], "twin": r["twin"], "network": r["network"], "throughput_fps":
              r["estimated_throughput_fps"], "latency_ms": r["estimated_latency_ms"], "clock_mhz": r["clock_mhz"],
@@ -64,7 +74,19 @@ def fps_table(resources: pd.DataFrame, board_jsons: list) -> pd.DataFrame:
         rows.append({"board": parts[0], "twin": parts[1], "network": parts[2],
                      "throughput_fps": m["measured_throughput_fps"], "latency_ms": np.nan,
                      "clock_mhz": m["clock_mhz"], "accuracy": m.get("accuracy", np.nan), "source": SOURCE_MEASURED})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    checks = graph_checks(list(check_csvs))
+    if table.empty or checks.empty:
+        return table
+    table["exported"] = np.where(table["network"] == "twin", "twin_" + table["twin"], "original_q")
+    checks = checks.rename(columns={"images": "graph_check_images",
+                                    "prediction_agreement": "graph_agreement_with_model",
+                                    "qonnx_accuracy": "model_accuracy_on_check",
+                                    "graph_accuracy": "graph_accuracy_on_check"})
+    keep = ["exported", "graph_check_images", "graph_agreement_with_model", "model_accuracy_on_check",
+            "graph_accuracy_on_check"]
+    table = table.merge(checks[[c for c in keep if c in checks.columns]], on="exported", how="left")
+    return table.drop(columns="exported")
 
 
 HEADLINE = ["board", "twin", "gate", "target_kind", "target_value", "forwarded_fraction", "original_accuracy",

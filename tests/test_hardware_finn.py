@@ -13,17 +13,18 @@ from twindnn.hardware.finn_build import UnmappedNodeError, prepare_network, step
 from twindnn.models import TwinSpec, build_model, create_twin
 from twindnn.train import save_checkpoint
 
-DATA_META = {"num_classes": 4, "channels": 1, "image_size": 8, "mean": [0.5], "std": [0.25], "dataset": "toy"}
+# 16 px: the smallest maps (2x2) still take a padded 3x3 conv (qonnx's Im2Col cannot pad a 1x1 map).
+DATA_META = {"num_classes": 4, "channels": 1, "image_size": 16, "mean": [0.5], "std": [0.25], "dataset": "toy"}
 MODEL_CFG = {"model": "resnet18", "model_kwargs": {"channels": [4, 4, 8, 8], "layers": [1, 1, 1, 1]}}
 
 
 def _images(n, seed=0):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, n)
-    images = rng.integers(0, 60, (n, 8, 8, 1)).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 16, 16, 1)).astype(np.uint8)
     for i, y in enumerate(labels):  # a learnable pattern: a bright quadrant per class
         r, c = divmod(int(y), 2)
-        images[i, r * 4:(r + 1) * 4, c * 4:(c + 1) * 4] += 180
+        images[i, r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] += 180
     return images, labels
 
 
@@ -55,7 +56,7 @@ def prepared(tmp_path_factory):
     out = {}
     for name, model in (("twin", twin), ("original", quant)):
         path = export_qonnx_model(model, DATA_META, tmp / f"{name}.onnx")
-        out[name] = {"check": check_export(model, DATA_META, path, images[:4], labels[:4]),
+        out[name] = {"check": check_export(model, DATA_META, path, images[:4], labels[:4]), "onnx": path,
                      "dataflow": prepare_network(path, tmp / name), "dir": tmp / name}
     return out
 
@@ -63,6 +64,21 @@ def prepared(tmp_path_factory):
 def test_export_matches_pytorch(prepared):
     for net in prepared.values():
         assert net["check"]["prediction_agreement"] == 1.0
+
+
+def test_streamlined_graph_computes_what_the_exported_one_does(prepared):
+    """Binary maps pad with -1 in the twin, in QONNX and in FINN's XNOR layers: the same logits."""
+    from twindnn.hardware.export import qonnx_logits
+
+    images, _ = _images(12, seed=2)
+    for name, net in prepared.items():
+        scale = json.loads((net["dir"] / "host_output_scale.json").read_text())
+        ref = qonnx_logits(net["onnx"], images)
+        streamlined = net["dir"] / "build" / "intermediate_models" / "step_residual_streamline.onnx"
+        got = qonnx_logits(streamlined, images) * scale["logit_scale"] + scale["logit_bias"]
+        assert np.abs(ref - got).max() < 1e-3 * max(1.0, np.abs(ref).max()), name
+    twin = onnx.load(str(prepared["twin"]["dataflow"]))
+    assert "FMPadding" in {n.op_type for n in twin.graph.node}  # the -1 (binary 0) padding, in hardware
 
 
 def test_every_node_in_the_dataflow_partition(prepared):

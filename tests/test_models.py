@@ -83,3 +83,21 @@ def test_checkpoint_roundtrip_and_corruption(original, tmp_path):
         load_checkpoint(path)
     with pytest.raises(FileNotFoundError, match="run the training rule"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_binary_maps_pad_with_minus_one(original):
+    """A conv fed by bipolar activations pads with -1 (as XNOR hardware does); others pad with 0."""
+    import torch.nn.functional as F
+
+    from twindnn.models import BipolarPad
+
+    w1a1 = create_twin(original, TwinSpec("w1a1", 1, 1))
+    block = w1a1.layer1[0]
+    assert isinstance(block.pad2, BipolarPad) and tuple(block.conv2.padding) == (0, 0)
+    assert tuple(block.conv1.padding) == (1, 1)  # fed by the unsigned residual stream: zeros are fine
+    w1a2 = create_twin(original, TwinSpec("w1a2", 1, 2))
+    assert isinstance(w1a2.layer1[0].pad2, torch.nn.Identity) and tuple(w1a2.layer1[0].conv2.padding) == (1, 1)
+    x = torch.ones(1, 2, 3, 3)
+    padded = BipolarPad((1, 1))(x)
+    assert padded.shape == (1, 2, 5, 5) and padded[0, 0, 0, 0] == -1 and padded[0, 0, 2, 2] == 1
+    assert torch.equal(padded, F.pad(x, (1, 1, 1, 1), value=-1.0))

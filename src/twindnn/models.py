@@ -9,7 +9,10 @@ initializes it. It is built for FINN:
 - inside the blocks weights are binary, ternary or n-bit and activations
   binary (bipolar) or n-bit;
 - every residual add takes two tensors from one shared unsigned quantizer (so
-  both share one scale), and a quantized ReLU follows the add.
+  both share one scale), and a quantized ReLU follows the add;
+- a convolution fed by binary (bipolar) activations pads with -1, not 0: FINN's
+  XNOR/popcount layers encode -1/+1 as 0/1 and pad with 0, which is -1. With
+  zero padding the FPGA twin would compute another function at every border.
 """
 
 from __future__ import annotations
@@ -85,11 +88,35 @@ def _weight_quant(spec: TwinSpec):
     return dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.weight_bits)
 
 
-def _conv(conv: nn.Conv2d, quant: dict) -> nn.Module:
+def _conv(conv: nn.Conv2d, quant: dict, padding=None) -> nn.Module:
     from brevitas.nn import QuantConv2d
 
     return QuantConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       padding=conv.padding, groups=conv.groups, bias=False, **quant)
+                       padding=conv.padding if padding is None else padding, groups=conv.groups, bias=False,
+                       **quant)
+
+
+class BipolarPad(nn.Module):
+    """Pad a bipolar (-1/+1) feature map with -1, as FINN's XNOR/popcount hardware does.
+
+    Exports as an ONNX ``Pad`` (constant -1) in front of a convolution without padding;
+    ``twindnn.hardware.finn_build`` folds it back into the convolution's input generator."""
+
+    def __init__(self, padding: tuple[int, int]):
+        super().__init__()
+        pad_h, pad_w = padding
+        self.pads = (pad_w, pad_w, pad_h, pad_h)  # F.pad order: left, right, top, bottom
+
+    def forward(self, x):
+        x = x.value if hasattr(x, "value") else x
+        return nn.functional.pad(x, self.pads, mode="constant", value=-1.0)
+
+
+def _bipolar_conv(conv: nn.Conv2d, quant: dict, act_bits: int) -> tuple[nn.Module, nn.Module]:
+    """(pad, conv) for a convolution fed by an inner activation: -1 padding when it is bipolar."""
+    if act_bits != 1 or tuple(conv.padding) == (0, 0):
+        return nn.Identity(), _conv(conv, quant)
+    return BipolarPad(tuple(conv.padding)), _conv(conv, quant, padding=(0, 0))
 
 
 def _inner_act(bits: int) -> nn.Module:
@@ -128,10 +155,12 @@ class QuantBlock(nn.Module):
         wq = _weight_quant(spec)
         self.bottleneck = hasattr(block, "conv3")
         self.conv1, self.bn1, self.act1 = _conv(block.conv1, wq), copy.deepcopy(block.bn1), _inner_act(spec.act_bits)
-        self.conv2, self.bn2 = _conv(block.conv2, wq), copy.deepcopy(block.bn2)
+        self.pad2, self.conv2 = _bipolar_conv(block.conv2, wq, spec.act_bits)
+        self.bn2 = copy.deepcopy(block.bn2)
         if self.bottleneck:
             self.act2 = _inner_act(spec.act_bits)
-            self.conv3, self.bn3 = _conv(block.conv3, wq), copy.deepcopy(block.bn3)
+            self.pad3, self.conv3 = _bipolar_conv(block.conv3, wq, spec.act_bits)
+            self.bn3 = copy.deepcopy(block.bn3)
         self.downsample = None
         if block.downsample is not None:
             ds_conv, ds_bn = block.downsample[0], block.downsample[1]
@@ -143,9 +172,9 @@ class QuantBlock(nn.Module):
     def forward(self, x):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        out = self.bn2(self.conv2(self.pad2(out)))
         if self.bottleneck:
-            out = self.bn3(self.conv3(self.act2(out)))
+            out = self.bn3(self.conv3(self.pad3(self.act2(out))))
         out = self.add_quant(out) + self.add_quant(shortcut)
         return self.act_out(out)
 

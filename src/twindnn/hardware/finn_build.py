@@ -160,9 +160,11 @@ def step_residual_streamline(model, cfg):
     model = residual_rounds(model)
     model = model.transform(InferGlobalAccPoolLayer())
     model = model.transform(LowerConvsToMatMul())
+    model = absorb_bipolar_pads(model)
     model = model.transform(MakeInputChannelsLast())
     model = _transposes_to_edges(model)
     model = model.transform(ConvertBipolarMatMulToXnorPopcount())
+    model = _binary_pad_value(model)
     model = residual_rounds(model)
     model = _transposes_to_edges(model)
     model = _drop_pooled_transpose(model)
@@ -173,6 +175,73 @@ def step_residual_streamline(model, cfg):
     model = model.transform(InferDataLayouts())
     model = model.transform(RemoveUnusedTensors())
     return model
+
+
+def absorb_bipolar_pads(model):
+    """Fold each ``Pad`` (constant -1) of a bipolar map into the ``Im2Col`` of the conv it feeds.
+
+    The twin pads bipolar maps with -1 (``twindnn.models.BipolarPad``), as XNOR hardware does;
+    the export puts a ``Pad`` in front of an unpadded conv, which FINN cannot map (its
+    ``FMPadding`` pads with 0). Here the pad becomes the input generator's padding with
+    ``pad_value`` -1, and after the XNOR conversion (bipolar -1 stored as binary 0) the
+    ``pad_value`` becomes 0 (``_binary_pad_value``): the graph computes the same function at
+    every step. Pattern after ``LowerConvsToMatMul``: Pad -> Transpose(NCHW->NHWC) -> Im2Col.
+    """
+    from qonnx.core.datatype import DataType
+    from qonnx.custom_op.registry import getCustomOp
+
+    graph = model.graph
+    for pad in [n for n in graph.node if n.op_type == "Pad"]:
+        if model.get_tensor_datatype(pad.input[0]) != DataType["BIPOLAR"]:
+            continue
+        value = model.get_initializer(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else None
+        pads = model.get_initializer(pad.input[1])
+        transpose = model.find_consumer(pad.output[0])
+        if value is None or float(value) != -1.0 or pads is None or len(pads) != 8 or transpose is None:
+            continue
+        pads = [int(p) for p in pads]  # N, C, H, W begins, then ends
+        if pads[0] or pads[1] or pads[4] or pads[5] or transpose.op_type != "Transpose":
+            continue
+        im2col = model.find_consumer(transpose.output[0])
+        if im2col is None or im2col.op_type != "Im2Col" or len(model.find_consumers(pad.output[0])) != 1:
+            continue
+        inst = getCustomOp(im2col)
+        old = list(inst.get_nodeattr("pad_amount"))  # H begin, W begin, H end, W end
+        if any(old) and inst.get_nodeattr("pad_value") != -1:
+            continue
+        inst.set_nodeattr("pad_amount", [old[0] + pads[2], old[1] + pads[3], old[2] + pads[6], old[3] + pads[7]])
+        inst.set_nodeattr("pad_value", -1)
+        # The Im2Col's input is the unpadded map again: take the Pad out of the chain.
+        n, c, h, w = model.get_tensor_shape(pad.input[0])
+        inst.set_nodeattr("input_shape", str((n, h, w, c)))
+        transpose.input[0] = pad.input[0]
+        graph.node.remove(pad)
+        stale = {pad.output[0], transpose.output[0]}
+        for vi in [vi for vi in graph.value_info if vi.name in stale]:
+            graph.value_info.remove(vi)
+    return _reshape(model)
+
+
+def _binary_pad_value(model):
+    """After the XNOR conversion a bipolar -1 is stored as binary 0: pad with 0 there."""
+    from qonnx.core.datatype import DataType
+    from qonnx.custom_op.registry import getCustomOp
+
+    for node in model.get_nodes_by_op_type("Im2Col"):
+        inst = getCustomOp(node)
+        if inst.get_nodeattr("pad_value") == -1 and model.get_tensor_datatype(node.input[0]) == DataType["BINARY"]:
+            inst.set_nodeattr("pad_value", 0)
+    return model
+
+
+def _reshape(model):
+    """Shapes (of tensors whose value_info was removed) and datatypes again; orphans dropped."""
+    from qonnx.transformation.general import RemoveUnusedTensors
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = model.transform(RemoveUnusedTensors())
+    return model.transform(InferShapes()).transform(InferDataTypes())
 
 
 def _transposes_to_edges(model, max_rounds=6):

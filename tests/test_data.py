@@ -48,6 +48,19 @@ def test_prepare_idx_splits_and_subsets(idx_dataset, tmp_path):
     assert not np.array_equal(data.load_split(tmp_path / "other", "val")[0], val_x)
 
 
+def test_sample_split_draws_across_classes(image_folder, tmp_path):
+    """Splits are stored class by class; a calibration or check sample must not be one class."""
+    data.prepare_dataset({**BASE, "name": "imagenet", "root": str(image_folder), "image_size": 16,
+                          "resize_short": 16}, tmp_path / "c")
+    images, labels = data.load_split(tmp_path / "c", "train")
+    assert list(labels[:3]) == [0, 0, 0]  # the stored order: the first images are one class
+    x, y = data.sample_split(tmp_path / "c", "train", 6)
+    assert len(set(y.tolist())) > 1 and x.shape == (6, *images.shape[1:])
+    x2, y2 = data.sample_split(tmp_path / "c", "train", 6)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)  # seeded
+    assert len(data.sample_split(tmp_path / "c", "train", 10_000)[1]) == len(labels)
+
+
 def test_resize_on_prepare(idx_dataset, tmp_path):
     cfg = {**BASE, "name": "fashion_mnist", "root": str(idx_dataset), "image_size": 32}
     data.prepare_dataset(cfg, tmp_path / "cache")

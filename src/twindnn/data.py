@@ -408,6 +408,17 @@ def _prepare_image_folder(cfg, root: Path, size, channels, seed, paths, workers)
     return classes, f"image folders in {root}"
 
 
+def sample_split(cache_dir: str | Path, split: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images and labels drawn from a cached split (seeded, without replacement).
+
+    Splits are stored class by class, so their first ``n`` images would all be of one class:
+    calibration and export checks use this sample instead."""
+    images, labels = load_split(cache_dir, split)
+    n = min(int(n), len(labels))
+    index = np.sort(np.random.default_rng(seed).choice(len(labels), size=n, replace=False))
+    return np.asarray(images[index]), np.asarray(labels[index])
+
+
 def load_split(cache_dir: str | Path, split: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images (uint8 NHWC, memory-mapped) and labels of one cached split."""
     paths = cache_paths(cache_dir)

@@ -67,6 +67,13 @@ class TwinSpec:
     # Residual stream (block outputs, add inputs); None = max(2, act_bits): a 1-bit unsigned
     # stream ({0, s}) left the twin at chance accuracy in our runs.
     stream_bits: int | None = None
+    # Activation scales: "learned" (initialized from a fixed clip, trained with QAT) or
+    # "calibrated" (from activation statistics on calibration images: post-training quantization).
+    act_scaling: str = "learned"
+    # Residual adds on a signed quantizer: keeps a post-training-quantized original faithful
+    # (unsigned add inputs clip each branch's negative half: a float CIFAR-10 original dropped
+    # from 61 % to 35 %). Twins keep unsigned adds and learn around them.
+    signed_residual: bool = False
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> "TwinSpec":
@@ -75,6 +82,15 @@ class TwinSpec:
         stream = cfg.get("stream_bits")
         return cls(name, weight_bits, int(cfg["act_bits"]), ternary, int(cfg.get("edge_bits", 8)),
                    int(stream) if stream else None)
+
+    @property
+    def scaling(self) -> dict:
+        """Brevitas keyword arguments of the activation quantizers' scales."""
+        if self.act_scaling == "learned":
+            return SCALING
+        if self.act_scaling == "calibrated":
+            return CALIBRATED_SCALING
+        raise ValueError(f"act_scaling {self.act_scaling!r}: use 'learned' or 'calibrated'")
 
 
 def _weight_quant(spec: TwinSpec):
@@ -119,14 +135,14 @@ def _bipolar_conv(conv: nn.Conv2d, quant: dict, act_bits: int) -> tuple[nn.Modul
     return BipolarPad(tuple(conv.padding)), _conv(conv, quant, padding=(0, 0))
 
 
-def _inner_act(bits: int) -> nn.Module:
+def _inner_act(bits: int, scaling: dict) -> nn.Module:
     """Activation inside a block (feeding the next conv): bipolar at 1 bit, else unsigned."""
     from brevitas.nn import QuantIdentity, QuantReLU
     from brevitas.quant import SignedBinaryActPerTensorConst
 
     if bits == 1:
         return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
-    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **SCALING)
+    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **scaling)
 
 
 def _relu_max(bits: int) -> float:
@@ -138,13 +154,27 @@ def _relu_max(bits: int) -> float:
 # 99.999th-percentile statistic over the first 300 steps; its kthvalue made twin training on a
 # GPU 100x slower than the original (measured on an H200: 190 vs 25,000 images/s).
 SCALING = dict(scaling_impl_type="parameter")
+# Post-training quantization: scales from the 99.99th percentile of each activation on the
+# calibration images (brevitas.graph.calibrate.calibration_mode), then fixed parameters.
+CALIBRATED_SCALING = dict(scaling_impl_type="parameter_from_stats", scaling_stats_op="percentile",
+                          high_percentile_q=99.99, collect_stats_steps=30)
 
 
-def _stream_act(bits: int) -> nn.Module:
+def _stream_act(bits: int, scaling: dict) -> nn.Module:
     """Unsigned quantizer of the residual stream (block inputs/outputs, both add inputs)."""
     from brevitas.nn import QuantReLU
 
-    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **SCALING)
+    return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **scaling)
+
+
+def _signed_act(bits: int, scaling: dict) -> nn.Module:
+    """Signed quantizer of both residual add inputs (``TwinSpec.signed_residual``)."""
+    from brevitas.nn import QuantIdentity
+    from brevitas.quant import Int8ActPerTensorFloat
+
+    limit = _relu_max(bits)
+    return QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=bits, max_val=limit, min_val=-limit,
+                         return_quant_tensor=True, **scaling)
 
 
 class QuantBlock(nn.Module):
@@ -154,20 +184,22 @@ class QuantBlock(nn.Module):
         super().__init__()
         wq = _weight_quant(spec)
         self.bottleneck = hasattr(block, "conv3")
-        self.conv1, self.bn1, self.act1 = _conv(block.conv1, wq), copy.deepcopy(block.bn1), _inner_act(spec.act_bits)
+        self.conv1, self.bn1, self.act1 = (_conv(block.conv1, wq), copy.deepcopy(block.bn1),
+                                           _inner_act(spec.act_bits, spec.scaling))
         self.pad2, self.conv2 = _bipolar_conv(block.conv2, wq, spec.act_bits)
         self.bn2 = copy.deepcopy(block.bn2)
         if self.bottleneck:
-            self.act2 = _inner_act(spec.act_bits)
+            self.act2 = _inner_act(spec.act_bits, spec.scaling)
             self.pad3, self.conv3 = _bipolar_conv(block.conv3, wq, spec.act_bits)
             self.bn3 = copy.deepcopy(block.bn3)
         self.downsample = None
         if block.downsample is not None:
             ds_conv, ds_bn = block.downsample[0], block.downsample[1]
             self.downsample = nn.Sequential(_conv(ds_conv, wq), copy.deepcopy(ds_bn))
-        # One quantizer for both add inputs: same scale, both unsigned.
-        self.add_quant = _stream_act(stream_bits)
-        self.act_out = _stream_act(stream_bits)
+        # One quantizer for both add inputs: same scale, both unsigned (or both signed).
+        self.add_quant = (_signed_act(stream_bits, spec.scaling) if spec.signed_residual
+                          else _stream_act(stream_bits, spec.scaling))
+        self.act_out = _stream_act(stream_bits, spec.scaling)
 
     def forward(self, x):
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -192,10 +224,10 @@ class QuantResNet(nn.Module):
         edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
         # Normalized images lie within about +-3.
         self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits, max_val=3.0,
-                                         min_val=-3.0, return_quant_tensor=True, **SCALING)
+                                         min_val=-3.0, return_quant_tensor=True, **spec.scaling)
         self.conv1 = _conv(original.conv1, edge)
         self.bn1 = copy.deepcopy(original.bn1)
-        self.act1 = _stream_act(stream_bits)
+        self.act1 = _stream_act(stream_bits, spec.scaling)
         self.maxpool = copy.deepcopy(original.maxpool)
         for i in range(1, 5):
             layer = getattr(original, f"layer{i}")
@@ -203,7 +235,7 @@ class QuantResNet(nn.Module):
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         head_max = 2 * _relu_max(stream_bits)
         self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits, max_val=head_max,
-                                        min_val=-head_max, return_quant_tensor=True, **SCALING)
+                                        min_val=-head_max, return_quant_tensor=True, **spec.scaling)
         fc = original.fc
         # No bias: a trailing float add would fall outside FINN's dataflow partition.
         self.fc = QuantLinear(fc.in_features, fc.out_features, bias=False, **edge)

@@ -50,7 +50,8 @@ def quantize_original(original_checkpoint, weight_bits: int = 8, act_bits: int =
     """
     original = load_trained(original_checkpoint)
     spec = TwinSpec(f"original_w{weight_bits}a{act_bits}", weight_bits, act_bits,
-                    edge_bits=max(8, weight_bits), stream_bits=act_bits)
+                    edge_bits=max(8, weight_bits), stream_bits=act_bits, act_scaling="calibrated",
+                    signed_residual=True)
     quant = create_twin(original, spec, init_from_original=True).eval()
     if calibration_images is not None and len(calibration_images):
         from brevitas.graph.calibrate import calibration_mode

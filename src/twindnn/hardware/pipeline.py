@@ -36,10 +36,8 @@ def quantize_original_step(config: dict, original_checkpoint, cache_dir, checkpo
                            log=sys.stderr) -> dict:
     """The 8-bit (or n-bit) original: PTQ with calibrated activations, optional short QAT, logits."""
     q = hw_config(config)["original_quant"]
-    train_images, _ = data_lib.load_split(cache_dir, "train")
-    n_cal = int(q["calibration_images"])
-    model = quantize_original(original_checkpoint, int(q["weight_bits"]), int(q["act_bits"]),
-                              np.asarray(train_images[:n_cal]), log=log)
+    calibration, _ = data_lib.sample_split(cache_dir, "train", int(q["calibration_images"]))
+    model = quantize_original(original_checkpoint, int(q["weight_bits"]), int(q["act_bits"]), calibration, log=log)
     meta_src = load_checkpoint(original_checkpoint)["meta"]
     spec = model.spec
     meta = {"kind": "twin", "role": "original_quant", "model_cfg": {k: v for k, v in meta_src["model_cfg"].items()
@@ -76,8 +74,8 @@ def export_step(checkpoint, cache_dir, onnx_out, check_csv, n_images: int = 16) 
     model = load_trained(checkpoint)
     meta = load_checkpoint(checkpoint)["meta"]["data_meta"]
     export_qonnx_model(model, meta, onnx_out)
-    images, labels = data_lib.load_split(cache_dir, "test")
-    row = check_export(model, meta, onnx_out, np.asarray(images[:n_images]), np.asarray(labels[:n_images]))
+    images, labels = data_lib.sample_split(cache_dir, "test", n_images)
+    row = check_export(model, meta, onnx_out, images, labels)
     pd.DataFrame([row]).to_csv(check_csv, index=False)
     if row["prediction_agreement"] < 1.0:
         raise RuntimeError(f"QONNX export of {checkpoint} disagrees with PyTorch on "
@@ -95,8 +93,7 @@ def prepare_step(onnx_path, out_dir, cache_dir, check_csv, n_images: int = 64, m
     that, a CIFAR-10 W1A1 twin with zero padding agreed on only 87.5 % of 64 images.
     """
     dataflow = prepare_network(onnx_path, out_dir)
-    images, labels = data_lib.load_split(cache_dir, "test")
-    images, labels = np.asarray(images[:n_images]), np.asarray(labels[:n_images])
+    images, labels = data_lib.sample_split(cache_dir, "test", n_images)
     scale = json.loads((Path(out_dir) / "host_output_scale.json").read_text())
     ref = qonnx_logits(onnx_path, images)
     streamlined = Path(out_dir) / "build" / "intermediate_models" / "step_residual_streamline.onnx"

@@ -29,6 +29,13 @@ def test_git_revision_clean_dirty_and_outside(tmp_path):
     assert provenance.git_revision(repo) == head
     (repo / "untracked.txt").write_text("not part of the tree\n")
     assert provenance.git_revision(repo) == head
+    (repo / "results").mkdir()
+    (repo / "results" / "table.csv").write_text("a\n")
+    _git(repo, "add", "results/table.csv")
+    _git(repo, "commit", "-q", "-m", "a committed run")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    (repo / "results" / "table.csv").write_text("b\n")  # a re-run rewrites its committed outputs
+    assert provenance.git_revision(repo) == head
     (repo / "a.txt").write_text("two\n")
     assert provenance.git_revision(repo) == head + "-dirty"
 

@@ -17,7 +17,8 @@ LIBRARIES = ("torch", "timm", "brevitas", "numpy", "pandas")
 def git_revision(repo_dir: str | Path | None = None) -> str:
     """``git rev-parse HEAD``, with ``-dirty`` if tracked files differ from it; "unknown" outside git.
 
-    Untracked files do not count as dirty (as in ``git describe --dirty``).
+    Untracked files do not count as dirty (as in ``git describe --dirty``), nor do changes under
+    ``results/``: a committed run's own outputs change as it is re-run, the code does not.
     """
 
     def git(*args: str) -> str:
@@ -27,7 +28,7 @@ def git_revision(repo_dir: str | Path | None = None) -> str:
 
     try:
         revision = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return revision + ("-dirty" if dirty else "")

@@ -82,3 +82,20 @@ def test_fps_table_carries_the_graph_check(tmp_path):
     assert table.loc["twin", "graph_accuracy_on_check"] == 0.578
     assert table.loc["original_alone", "graph_agreement_with_model"] == 1.0
     assert (table["graph_check_images"] == 64).all()
+
+
+def test_accuracy_vs_throughput_figure(tmp_path):
+    import pandas as pd
+
+    from twindnn.hardware import tables
+
+    rows = []
+    for gate in ("max_softmax", "margin", "oracle"):
+        for target, f in ((0.5, 0.2), (0.9, 0.5)):
+            rows.append({"board": "ZCU104", "twin": "w1a1", "gate": gate, "target_value": target,
+                         "forwarded_fraction": f, "twindnn_fps": 3000 / f, "big_little_fps": 2000 / f,
+                         "twindnn_accuracy": 0.5 + f / 5, "twin_alone_fps": 20000.0, "twin_accuracy": 0.5,
+                         "original_alone_fps": 3000.0, "original_accuracy": 0.6, "fits": True})
+    out = tmp_path / "fig.png"
+    tables.accuracy_vs_throughput_figure(pd.DataFrame(rows), out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -100,30 +100,42 @@ def headline_table(system_csvs: list) -> pd.DataFrame:
     return df[[c for c in HEADLINE if c in df.columns]]
 
 
-def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png) -> None:
-    """Accuracy vs system throughput per board: TwinDNN (parallel), Big/Little (sequential), oracle."""
+def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = "max_softmax") -> None:
+    """Accuracy vs system throughput per board, for one gate (the paper's by default): TwinDNN
+    (parallel) and Big/Little (sequential) through the gate's operating points, the oracle gate,
+    each twin alone and the original alone. One colour per twin."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
     boards = list(dict.fromkeys(system["board"]))
-    fig, axes = plt.subplots(1, len(boards), figsize=(5 * len(boards), 4), squeeze=False)
+    twins = list(dict.fromkeys(system["twin"]))
+    colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
+    available = [g for g in dict.fromkeys(system["gate"]) if g != "oracle"]
+    shown = gate if gate in available else (available[0] if available else gate)
+    fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4.2), squeeze=False)
     for ax, board in zip(axes[0], boards):
         d = system[(system["board"] == board) & system["fits"].astype(bool)]
-        for twin, g in d.groupby("twin"):
-            gates = g[g["gate"] != "oracle"].sort_values("twindnn_fps")
-            ax.plot(gates["twindnn_fps"], gates["twindnn_accuracy"], "o-", label=f"TwinDNN {twin}")
-            ax.plot(gates["big_little_fps"], gates["twindnn_accuracy"], "s--", label=f"Big/Little {twin}")
+        for twin, g in d.groupby("twin", sort=False):
+            c = colours[twin]
+            points = g[g["gate"] == shown].sort_values("forwarded_fraction")
+            ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], "o-", color=c, label=f"TwinDNN {twin}")
+            ax.plot(points["big_little_fps"], points["twindnn_accuracy"], "s--", color=c, alpha=0.6,
+                    label=f"Big/Little {twin}")
             o = g[g["gate"] == "oracle"]
-            ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], "*", ms=12, label=f"oracle gate {twin}")
-            ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], "v", label=f"twin {twin} alone")
+            ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], "*", ms=13, color=c, label=f"oracle gate {twin}")
+            ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], "v", ms=8, color=c,
+                    label=f"twin {twin} alone")
         if len(d):
-            ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", label="original alone")
+            ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=8,
+                    label="original alone (whole device)")
         ax.set_xscale("log")
-        ax.set_xlabel("throughput (frames/s, FINN+ estimate)")
+        ax.set_xlabel("system throughput (frames/s, FINN+ estimate)")
         ax.set_ylabel("test accuracy")
-        ax.set_title(board)
+        ax.set_title(f"{board}: gate {shown}, points = recovery targets")
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)

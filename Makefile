@@ -32,7 +32,7 @@ reproduce: venv system-packages
 #   make publish CONFIG=config/cifar10_cpu.yaml DATA_NOTE="CIFAR-10 (JPEG copy)"
 publish: venv
 	$(BIN)/python -m twindnn.publish results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}') \
-		--config $(CONFIG) $(if $(DATA_NOTE),--data-note "$(DATA_NOTE)")
+		--config $(CONFIG) $(if $(DATA_NOTE),--data-note "$(DATA_NOTE)") $(if $(NOTE),--note "$(NOTE)")
 
 test: venv system-packages
 	@if command -v apt-get >/dev/null 2>&1; then $(SUDO) bash scripts/ci/install_slurm.sh; fi

@@ -40,8 +40,9 @@ def finished_run(tmp_path):
 
 def test_provenance_names_config_revisions_data_device_and_times(finished_run):
     run, config = finished_run
-    files = publish.publish_run(run, config, data_note="CIFAR-10 (JPEG copy)")
+    files = publish.publish_run(run, config, data_note="CIFAR-10 (JPEG copy)", note="Ran in one go.")
     text = (run / "PROVENANCE.md").read_text()
+    assert "\nRan in one go.\n" in text
     assert "`abc1234`" in text and "`def5678-dirty`" in text
     assert "CIFAR-10 (JPEG copy): image folders in data/cifar10-jpeg" in text
     assert "cpu: Test CPU (2 threads)" in text

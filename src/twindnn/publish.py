@@ -71,7 +71,7 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def provenance_markdown(run_dir: Path, config_path: Path, data_note: str | None = None,
-                        wall_seconds: float | None = None) -> str:
+                        wall_seconds: float | None = None, note: str | None = None) -> str:
     """The text of PROVENANCE.md for the finished run in ``run_dir``."""
     summary_csv = run_dir / "tables" / "summary.csv"
     meta_json = run_dir / "data" / "meta.json"
@@ -103,6 +103,7 @@ def provenance_markdown(run_dir: Path, config_path: Path, data_note: str | None 
         f"| compute time, sum of benchmarked jobs | {times['seconds'].sum() / 60:.1f} min |",
         f"| published | {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} |",
         "",
+        *([note, ""] if note else []),
         footer,
         "",
         "FPGA figures (`tables/hw_*.csv`) are FINN+ analytical estimates unless their `source` column "
@@ -122,10 +123,10 @@ def provenance_markdown(run_dir: Path, config_path: Path, data_note: str | None 
 
 
 def publish_run(run_dir: str | Path, config_path: str | Path, data_note: str | None = None,
-                wall_seconds: float | None = None) -> list[Path]:
+                wall_seconds: float | None = None, note: str | None = None) -> list[Path]:
     """Write PROVENANCE.md into ``run_dir``; return the files a commit of the run holds."""
     run_dir, config_path = Path(run_dir), Path(config_path)
-    text = provenance_markdown(run_dir, config_path, data_note, wall_seconds)
+    text = provenance_markdown(run_dir, config_path, data_note, wall_seconds, note)
     (run_dir / "PROVENANCE.md").write_text(text)
     return sorted({p for pattern in PUBLISHED for p in run_dir.glob(pattern) if p.is_file()})
 
@@ -136,9 +137,10 @@ def main(argv=None) -> int:
     parser.add_argument("--config", required=True, help="the config file the run used")
     parser.add_argument("--data-note", help='how to name the data, e.g. "CIFAR-10 (JPEG copy)"')
     parser.add_argument("--wall-seconds", type=float, help="wall time if measured outside (default: from file times)")
+    parser.add_argument("--note", help="how the run went, in a sentence (e.g. which jobs were re-run and why)")
     args = parser.parse_args(argv)
     try:
-        files = publish_run(args.run_dir, args.config, args.data_note, args.wall_seconds)
+        files = publish_run(args.run_dir, args.config, args.data_note, args.wall_seconds, args.note)
     except PublishError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

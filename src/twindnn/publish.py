@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from twindnn.report import markdown_table
+
 # What a committed run keeps (the rest is reproducible from these and the config).
 PUBLISHED = ("tables/*", "figures/*", "models/*_metrics.csv", "benchmarks/*.tsv", "PROVENANCE.md")
 _GIT = re.compile(r"git `([0-9a-f]{7,40}(?:-dirty)?|unknown)`")
@@ -50,24 +52,18 @@ def job_times(benchmarks_dir: Path) -> pd.DataFrame:
     return table.sort_values("seconds", ascending=False, ignore_index=True)
 
 
-def elapsed_seconds(run_dir: Path) -> float:
+def elapsed_seconds(run_dir: Path, times: pd.DataFrame) -> float:
     """From the start of the first job to the last table or figure being written.
 
-    A job's start is its log's last write less its benchmarked seconds (where it has a benchmark).
+    A job's start is its log's last write less its benchmarked seconds (``times``, from
+    :func:`job_times`), where it has a benchmark.
     """
-    bench = job_times(run_dir / "benchmarks").set_index("job")["seconds"]
+    bench = times.set_index("job")["seconds"]
     starts = [log.stat().st_mtime - bench.get(log.stem, 0.0) for log in (run_dir / "logs").glob("*.log")]
     ends = [p.stat().st_mtime for sub in ("tables", "figures") for p in (run_dir / sub).glob("*")]
     if not starts or not ends:
         raise PublishError(f"{run_dir}: no logs/ or no tables/figures: has the run finished?")
     return max(ends) - min(starts)
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + " --- |" * len(df.columns)]
-    for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row) + " |")
-    return "\n".join(lines)
 
 
 def provenance_markdown(run_dir: Path, config_path: Path, data_note: str | None = None,
@@ -84,10 +80,11 @@ def provenance_markdown(run_dir: Path, config_path: Path, data_note: str | None 
     config_sha = hashlib.sha256(config_path.read_bytes()).hexdigest()
     revisions = recorded_revisions(run_dir / "tables")
     devices = sorted(summary["throughput_device"].unique()) if "throughput_device" in summary else []
-    footer = next((line for md in sorted((run_dir / "tables").glob("summary.md"))
-                   for line in md.read_text().splitlines() if line.startswith("Provenance:")), "")
+    summary_md = run_dir / "tables" / "summary.md"
+    footer = next((line for line in (summary_md.read_text().splitlines() if summary_md.exists() else [])
+                   if line.startswith("Provenance:")), "")
     times = job_times(run_dir / "benchmarks")
-    elapsed = wall_seconds if wall_seconds is not None else elapsed_seconds(run_dir)
+    elapsed = wall_seconds if wall_seconds is not None else elapsed_seconds(run_dir, times)
     data = data_note or meta.get("dataset", "unknown")
     lines = [
         f"# Provenance of `{run_dir.name}`",
@@ -112,7 +109,7 @@ def provenance_markdown(run_dir: Path, config_path: Path, data_note: str | None 
         "",
         "## Benchmarked jobs",
         "",
-        _md_table(times) if len(times) else "(none)",
+        markdown_table(times.round(1)) if len(times) else "(none)",
         "",
         "## Reproduce",
         "",

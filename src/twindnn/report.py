@@ -125,7 +125,9 @@ def _display_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return shown.apply(lambda column: column.map(_format_cell)), devices
 
 
-def _markdown_table(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
+    """``df`` as a Markdown table, cells as ``str`` gives them (format them first)."""
+
     def line(cells) -> str:
         return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
@@ -176,7 +178,7 @@ def write_table(
         devices = [provenance.get("device", "unknown device")]
     notes = [device_line(devices), provenance_footer(provenance)]
 
-    markdown = f"## {title}\n\n{_markdown_table(shown)}\n\n" + "\n\n".join(notes) + "\n"
+    markdown = f"## {title}\n\n{markdown_table(shown)}\n\n" + "\n\n".join(notes) + "\n"
     Path(md_path).write_text(markdown)
 
     latex = shown.to_latex(index=False, escape=True, caption=_latex_escape(title), position="htbp")

@@ -70,7 +70,7 @@ rule hw_prepare:
         runtime=60,
     params:
         check_images=HW_CONFIG.get("streamline_check_images", 64),
-        min_agreement=HW_CONFIG.get("streamline_min_agreement", 0.9),
+        min_agreement=HW_CONFIG.get("streamline_min_agreement", 0.95),
     script:
         "../../scripts/hw_prepare.py"
 

@@ -83,7 +83,7 @@ def export_step(checkpoint, cache_dir, onnx_out, check_csv, n_images: int = 16) 
     return row
 
 
-def prepare_step(onnx_path, out_dir, cache_dir, check_csv, n_images: int = 64, min_agreement: float = 0.9) -> dict:
+def prepare_step(onnx_path, out_dir, cache_dir, check_csv, n_images: int = 64, min_agreement: float = 0.95) -> dict:
     """FINN front end; checks the streamlined graph (integer thresholds, host scale) against QONNX.
 
     The check runs both graphs on ``n_images`` labelled test images and writes their prediction

@@ -1,8 +1,6 @@
 """Rule hw_build: FINN+ build of one network on one board (estimates; bitstream where Vivado is)."""
+from twindnn.config import BuildStage
 from twindnn.hardware.pipeline import build_step
-from twindnn.snakemake_io import redirect_logs
+from twindnn.snakemake_io import run_rule
 
-with redirect_logs(snakemake.log[0]):
-    est = build_step(snakemake.params.config, snakemake.wildcards.board, snakemake.input.dataflow,
-                     snakemake.input.folding, snakemake.params.build_dir, snakemake.output.estimates)
-    print({k: v for k, v in est.items() if k != "layers"})
+run_rule(snakemake, BuildStage, build_step, extra_outputs={"build_dir": snakemake.params.build_dir})

@@ -177,6 +177,23 @@ def test_run_cascade_chooses_on_val_and_reports_test():
     assert budget["test_forwarded_fraction"] == 0.25  # only t3 below 0.7311
 
 
+def test_rescore_operating_points_with_another_original():
+    twin, original = _files(TWIN, TEST_TWIN, ORIGINAL_ALL_RIGHT, TEST_ORIGINAL, LABELS, TEST_LABELS)
+    _, points = cascade.run_cascade(twin, original, gates=["max_softmax"], targets=[0.9])
+    # A weaker original (e.g. the 8-bit one on the FPGA): wrong on t1 only.
+    weaker = {**original, "test_logits": np.eye(2, dtype=np.float32)[[1, 0, 0, 0]]}
+    table = cascade.rescore_operating_points(twin, weaker, points)
+    assert table["gate"].tolist() == ["max_softmax", "oracle"]
+    row, best = table.iloc[0], table.iloc[1]
+    assert row["threshold"] == pytest.approx(SIG[2]) and row["target_value"] == 0.9
+    # t1 and t3 forwarded: t1 now wrong (original), t3 right; t0 stays wrong with the twin.
+    assert (row["forwarded_fraction"], row["system_accuracy"]) == (0.5, 0.5)
+    assert (row["twin_accuracy"], row["original_accuracy"], row["accuracy_recovery"]) == (0.5, 0.75, 0.0)
+    # The oracle forwards what the twin gets wrong (t0, t3); the weaker original gets both right.
+    assert (best["target_kind"], best["forwarded_fraction"], best["system_accuracy"]) == ("oracle", 0.5, 1.0)
+    assert math.isnan(best["threshold"])
+
+
 def test_run_cascade_refuses_mismatched_labels_and_missing_keys():
     twin, original = _files(TWIN, TEST_TWIN, ORIGINAL_ALL_RIGHT, TEST_ORIGINAL, LABELS, TEST_LABELS)
     original = {**original, "test_labels": TEST_LABELS[::-1].copy()}

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from twindnn.hardware.colocate import best_pair, best_single, fits
+from twindnn.hardware.colocate import best_pair, best_single, fits, system_rows
 from twindnn.hardware.system_model import mean_latency_ms, system_fps
 
 BOARD = {"name": "toy", "resources": {"LUT": 100.0, "DSP": 10.0, "BRAM_18K": 10.0, "URAM": 0.0}}
@@ -56,6 +56,40 @@ def test_pair_search_respects_budget_and_maximises_system_fps():
     assert best_single(orig, BOARD)["estimated_throughput_fps"] == 200
     assert not fits({"LUT": 101, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD)
     assert math.isinf(system_fps(0.0 + 1e300, 1, 0.0)) is False
+
+
+def test_system_rows_one_per_point_with_gains():
+    twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)])
+    orig = _designs([(50, 5.0, 10, 2), (200, 3.0, 40, 8)])
+    points = pd.DataFrame([
+        {"gate": "max_softmax", "target_kind": "accuracy_recovery", "target_value": 0.9, "forwarded_fraction": 0.25,
+         "twin_accuracy": 0.5, "original_accuracy": 0.7, "system_accuracy": 0.68, "accuracy_recovery": 0.9},
+        {"gate": "oracle", "target_kind": "oracle", "target_value": np.nan, "forwarded_fraction": 1.0,
+         "twin_accuracy": 0.5, "original_accuracy": 0.7, "system_accuracy": 0.75, "accuracy_recovery": 1.25},
+    ])
+    rows = system_rows({**BOARD, "name": "toy"}, "w1a1", twin, orig, points, utilization=1.0)
+    assert rows["gate"].tolist() == ["max_softmax", "oracle"]
+    first = rows.iloc[0]
+    # as in the pair search above: (400, 200) -> 400 FPS; the original alone gets 200 FPS
+    assert first["twindnn_fps"] == pytest.approx(400) and first["original_alone_fps"] == 200
+    assert first["throughput_gain"] == pytest.approx(2.0)
+    assert first["mean_latency_ms"] == pytest.approx(0.5 + 0.25 * 3.0)
+    # Big/Little at f = 0.25, best sequential pair: (400, 200) gives 1 / (1/400 + 0.25/200) = 266.7
+    assert first["big_little_fps"] == pytest.approx(1 / (1 / 400 + 0.25 / 200))
+    assert rows["fits"].all() and (rows["source"] == "FINN+ estimate").all()
+
+
+def test_system_model_is_formulas_only():
+    """No import from the package: colocate and the tables depend on it, never the other way round."""
+    import ast
+
+    import twindnn.hardware.system_model as system_model
+
+    tree = ast.parse(open(system_model.__file__).read())
+    # a relative import ("from .colocate import x") has a leading dot here
+    imported = {"." * n.level + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert imported <= {"__future__", "numpy"}
 
 
 def test_fps_table_carries_the_graph_check(tmp_path):

@@ -46,6 +46,7 @@ def test_measure_throughput_table_and_cascade_cost_grows_with_f():
     )
     assert list(table.columns) == throughput.THROUGHPUT_COLUMNS
     assert table["model"].tolist() == ["original", "twin", "cascade", "cascade", "cascade"]
+    assert table["gate"].tolist()[2:] == ["max_softmax"] * 3  # the default gate, on the cascade rows
     cascade = table[table["model"] == "cascade"]
     assert cascade["forwarded_per_batch"].tolist() == [0, 4, 8]
     assert cascade["forwarded_fraction"].tolist() == [0.0, 0.5, 1.0]

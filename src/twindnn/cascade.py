@@ -1,7 +1,8 @@
 """The TwinDNN cascade: a twin (binary/ternary) network answers, the original steps in.
 
 Every input goes through the twin. A gate turns the twin's logits into a
-confidence score (higher means more confident), and an input is **forwarded**
+confidence score (higher means more confident; the gates live in ``GATES``,
+and ``register_gate`` adds one), and an input is **forwarded**
 to the original network iff ``confidence < threshold`` (strict). So
 
 * ``threshold = -inf`` forwards nothing (the system is the twin alone),
@@ -15,12 +16,12 @@ inputs that the original network has to process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-GATES = ("max_softmax", "margin", "entropy")
+import torch
 
 SWEEP_COLUMNS = [
     "gate",
@@ -52,6 +53,73 @@ OPERATING_POINT_COLUMNS = [
 # --------------------------------------------------------------------------- gates
 
 
+@dataclass(frozen=True)
+class Gate:
+    """A gate: ``confidence_fn`` maps twin logits (N, C) to (N,) scores, higher = more confident."""
+
+    name: str
+    description: str  # what the score is, in words (used as an axis label)
+    confidence_fn: Callable[[torch.Tensor], torch.Tensor]
+
+
+# In registration order; the first is the default (the paper's gate).
+GATES: dict[str, Gate] = {}
+
+
+def register_gate(name: str, description: str):
+    """Decorator: ``@register_gate("x", "...")`` on ``fn(logits) -> scores`` makes gate ``x`` usable everywhere."""
+    if name == "oracle":  # the tables use "oracle" for the ideal gate's rows
+        raise ValueError('"oracle" is reserved for the ideal gate.')
+
+    def register(fn: Callable[[torch.Tensor], torch.Tensor]):
+        GATES[name] = Gate(name, description, fn)
+        return fn
+
+    return register
+
+
+def _shifted(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits shifted so each row's top one is 0 (exp cannot overflow), and ``sum(exp)`` per row."""
+    z = logits - logits.amax(dim=1, keepdim=True)
+    return z, z.exp().sum(dim=1)
+
+
+@register_gate("max_softmax", "max softmax probability")
+def max_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """The largest softmax probability (the TwinDNN paper's gate): ``1 / sum(exp(z))`` as the top z is 0."""
+    return 1.0 / _shifted(logits)[1]
+
+
+@register_gate("margin", "top-1 minus top-2 softmax probability")
+def margin(logits: torch.Tensor) -> torch.Tensor:
+    """Top-1 minus top-2 softmax probability (the Big/Little DNN gate)."""
+    z, total = _shifted(logits)
+    second = z.topk(2, dim=1).values[:, 1]
+    return (1.0 - second.exp()) / total
+
+
+@register_gate("entropy", "minus softmax entropy (nats)")
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Minus the softmax entropy in nats (0 is certain): ``sum p log p`` with ``log p = z - log(total)``."""
+    z, total = _shifted(logits)
+    return (z.exp() * z).sum(dim=1) / total - total.log()
+
+
+DEFAULT_GATE = next(iter(GATES))
+
+
+def gate_names() -> list[str]:
+    """The registered gates' names, the default first."""
+    return list(GATES)
+
+
+def get_gate(name: str) -> Gate:
+    """The registered gate ``name``; a ValueError lists the valid names otherwise."""
+    if name not in GATES:
+        raise ValueError(f"unknown gate {name!r}; valid gates are {', '.join(GATES)}.")
+    return GATES[name]
+
+
 _CHUNK_ROWS = 4096  # bounds the float64 working copy for ImageNet-sized logits
 
 
@@ -66,44 +134,35 @@ def _check_logits(logits) -> np.ndarray:
 
 def _check_gates(gates: Iterable[str]) -> list[str]:
     gates = list(gates)
-    for gate in gates:
-        if gate not in GATES:
-            raise ValueError(f"unknown gate {gate!r}; valid gates are {', '.join(GATES)}.")
+    for name in gates:
+        get_gate(name)
     return gates
 
 
-def confidences(logits: np.ndarray, gates: Iterable[str] = GATES) -> dict[str, np.ndarray]:
-    """``confidence`` for several gates at once, sharing one pass over ``logits``."""
-    gates = _check_gates(gates)
+def confidences(logits: np.ndarray, gates: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """``confidence`` for several gates (default: all registered) at once, chunk by chunk of ``logits``."""
+    gates = _check_gates(GATES if gates is None else gates)
     z_all = _check_logits(logits)
-    out = {gate: np.empty(len(z_all), dtype=np.float64) for gate in gates}
+    out = {name: np.empty(len(z_all), dtype=np.float64) for name in gates}
     for start in range(0, len(z_all), _CHUNK_ROWS):
         rows = slice(start, start + _CHUNK_ROWS)
-        # Shift so the top logit is 0: exp never overflows, and p_top = 1 / sum(exp).
-        # float64 keeps near-equal confidences apart that float32 would tie.
-        z = np.asarray(z_all[rows], dtype=np.float64)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        total = e.sum(axis=1)
-        if "max_softmax" in out:
-            out["max_softmax"][rows] = 1.0 / total
-        if "margin" in out:
-            second = np.partition(z, -2, axis=1)[:, -2]
-            out["margin"][rows] = (1.0 - np.exp(second)) / total
-        if "entropy" in out:
-            # sum p log p with p = e / total and log p = z - log(total).
-            out["entropy"][rows] = (e * z).sum(axis=1) / total - np.log(total)
+        # float64 keeps near-equal confidences apart that float32 would tie; np.array copies,
+        # so read-only inputs (e.g. memory-mapped) are fine for torch.
+        z = torch.from_numpy(np.array(z_all[rows], dtype=np.float64))
+        for name in gates:
+            scores = GATES[name].confidence_fn(z)
+            if scores.shape != (len(z),):
+                raise ValueError(f"gate {name!r} returned shape {tuple(scores.shape)}, expected ({len(z)},).")
+            out[name][rows] = scores.numpy()
     return out
 
 
 def confidence(logits: np.ndarray, gate: str) -> np.ndarray:
     """Confidence of each row of ``logits`` (N, C) under ``gate``; higher = more confident.
 
-    * ``max_softmax``: the largest softmax probability (the TwinDNN paper's gate).
-    * ``margin``: top-1 minus top-2 softmax probability (Big/Little DNN).
-    * ``entropy``: minus the entropy of the softmax, in nats (so 0 is certain).
-
-    Computed in float64 from max-shifted logits, so large logits do not overflow.
+    See ``GATES`` for the gates (``max_softmax``, ``margin``, ``entropy`` and any
+    registered with ``register_gate``). Computed in float64 from max-shifted
+    logits, so large logits do not overflow.
     """
     return confidences(logits, [gate])[gate]
 
@@ -334,11 +393,11 @@ def _check_logit_files(twin: Mapping, original: Mapping) -> None:
 def run_cascade(
     twin: Mapping,
     original: Mapping,
-    gates: Sequence[str] = GATES,
+    gates: Sequence[str] | None = None,
     targets: Sequence[float] = (0.5, 0.8, 0.9, 0.94),
     budgets: Sequence[float] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sweep every gate on val and test, choose thresholds on val, report them on test.
+    """Sweep every gate (default: all registered) on val and test, choose thresholds on val, report them on test.
 
     ``twin`` and ``original`` map ``val_logits``, ``val_labels``, ``test_logits``,
     ``test_labels`` to arrays (as loaded from the logits ``.npz`` files).
@@ -349,7 +408,7 @@ def run_cascade(
     target (then per gate x budget), columns ``OPERATING_POINT_COLUMNS``.
     """
     _check_logit_files(twin, original)
-    gates = _check_gates(gates)
+    gates = _check_gates(GATES if gates is None else gates)
     frames, scored = [], {}
     for split in ("val", "test"):
         args = _check_pair(twin[f"{split}_logits"], original[f"{split}_logits"], twin[f"{split}_labels"])
@@ -377,3 +436,26 @@ def run_cascade(
     for column in ("forwarded_fraction", "system_accuracy", "accuracy_recovery", "twin_accuracy", "original_accuracy"):
         points[f"test_{column}"] = test[column]
     return sweep_df, points[OPERATING_POINT_COLUMNS]
+
+
+def rescore_operating_points(twin_logits: Mapping, original_logits: Mapping, points: pd.DataFrame) -> pd.DataFrame:
+    """Apply the operating points' val-chosen thresholds on test with another original, plus the oracle.
+
+    For pairing the twin with a different original than the one the thresholds were
+    chosen with (e.g. the 8-bit original an FPGA runs). ``points`` needs gate,
+    target_kind, target_value, threshold. One row per point, then one for the oracle
+    gate: those four columns, then forwarded_fraction, system_accuracy,
+    twin_accuracy, original_accuracy, accuracy_recovery (test split).
+    """
+    twin_test, labels = twin_logits["test_logits"], twin_logits["test_labels"]
+    original_test = original_logits["test_logits"]
+    scores = ("forwarded_fraction", "system_accuracy", "twin_accuracy", "original_accuracy", "accuracy_recovery")
+    rows = []
+    for p in points.to_dict("records"):
+        r = evaluate_threshold(twin_test, original_test, labels, p["gate"], float(p["threshold"]))
+        rows.append({**{k: p[k] for k in ("gate", "target_kind", "target_value", "threshold")},
+                     **{k: r[k] for k in scores}})
+    o = oracle(twin_test, original_test, labels)
+    rows.append({"gate": "oracle", "target_kind": "oracle", "target_value": np.nan, "threshold": np.nan,
+                 **{k: o[k] for k in scores}})
+    return pd.DataFrame(rows)

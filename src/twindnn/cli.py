@@ -1,4 +1,4 @@
-"""Command line: ``python -m twindnn.cli train ...`` (what torchrun launches for multi-GPU jobs)."""
+"""Command line: ``python -m twindnn.cli train --job job.json`` (what torchrun launches for multi-GPU jobs)."""
 
 from __future__ import annotations
 
@@ -6,29 +6,19 @@ import argparse
 import json
 import sys
 
-from . import pipeline
+from .config import TrainStage
+from .launch import run_training
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="twindnn")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the original or a twin (one process of a torchrun job)")
-    train.add_argument("--kind", choices=["original", "twin"], required=True)
-    train.add_argument("--config", required=True, help="config as JSON")
-    train.add_argument("--cache-dir", required=True)
-    train.add_argument("--checkpoint", required=True)
-    train.add_argument("--metrics", required=True)
-    train.add_argument("--work-dir", required=True)
-    train.add_argument("--original-checkpoint")
-    train.add_argument("--twin")
+    train.add_argument("--job", required=True, help="JSON with the stage config, inputs and outputs")
     args = parser.parse_args(argv)
-    with open(args.config) as f:
-        config = json.load(f)
-    if args.kind == "original":
-        pipeline.train_original(config, args.cache_dir, args.checkpoint, args.metrics, args.work_dir)
-    else:
-        pipeline.train_twin(config, args.twin, args.cache_dir, args.original_checkpoint, args.checkpoint,
-                            args.metrics, args.work_dir)
+    with open(args.job) as f:
+        job = json.load(f)
+    run_training(TrainStage.from_params(job["stage"]), job["inputs"], job["outputs"])
     return 0
 
 

@@ -79,6 +79,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype_code, ndim = data[2], data[3]
     if dtype_code != 0x08:
         raise DatasetError(f"{path}: only unsigned-byte IDX files are supported (type {dtype_code:#x}).")
+    if len(data) < 4 + 4 * ndim:
+        raise DatasetError(f"{path} is truncated: its header declares {ndim} dimensions ({4 + 4 * ndim} bytes) "
+                           f"but the file has only {len(data)} bytes. Re-download it.")
     shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
@@ -94,7 +97,34 @@ def _find_file(root: Path, stem: str) -> Path | None:
     return None
 
 
-def read_idx_dataset(root: Path, classes: list[str]) -> RawDataset:
+def _check_shape(images: np.ndarray, path: Path, name: str | None) -> None:
+    """IDX and pickle files hold images of one fixed size: they must be the ones dataset.name promises,
+    else a wrong dataset.root would be silently resized into a cache whose meta says otherwise."""
+    if name is None:
+        return
+    info = DATASET_INFO[name]
+    expected = (info["image_size"], info["image_size"], info["channels"])
+    found = tuple(images.shape[1:])
+    if found != expected:
+        fits = [n for n, i in DATASET_INFO.items() if (i["image_size"], i["image_size"], i["channels"]) == found]
+        raise DatasetError(
+            f"{path} holds images of shape {found} (H, W, C) but dataset.name {name!r} expects {expected}. "
+            f"Set dataset.root to a copy of {name}" + (f", or dataset.name to {fits[0]!r}." if fits else ".")
+        )
+
+
+def _check_labels(labels: np.ndarray, path: Path, num_classes: int) -> None:
+    """Out-of-range labels would crash the loss (or silently index the wrong class) deep inside training."""
+    if labels.ndim != 1:
+        raise DatasetError(f"{path} is not a label file: its array has shape {labels.shape}, expected (N,). "
+                           "Check that dataset.root holds the right files.")
+    if num_classes and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DatasetError(f"{path} has labels in [{labels.min()}, {labels.max()}] but the dataset has "
+                           f"{num_classes} classes (0..{num_classes - 1}). The file is corrupt or of another "
+                           "dataset; re-download it or fix dataset.name / dataset.root.")
+
+
+def read_idx_dataset(root: Path, classes: list[str], name: str | None = None) -> RawDataset:
     names = {
         "train_images": "train-images-idx3-ubyte",
         "train_labels": "train-labels-idx1-ubyte",
@@ -110,6 +140,10 @@ def read_idx_dataset(root: Path, classes: list[str]) -> RawDataset:
                 "install Debian's dataset-fashion-mnist, or set dataset.download: true."
             )
         arrays[key] = read_idx(path)
+        if key.endswith("labels"):
+            _check_labels(arrays[key], path, len(classes))
+        else:
+            _check_shape(arrays[key][..., None], path, name)
     for split in ("train", "test"):
         if len(arrays[f"{split}_images"]) != len(arrays[f"{split}_labels"]):
             raise DatasetError(f"{root}: {split} images and labels differ in count.")
@@ -121,12 +155,19 @@ def read_idx_dataset(root: Path, classes: list[str]) -> RawDataset:
     )
 
 
-def read_cifar_pickles(root: Path) -> RawDataset:
-    """Read the original CIFAR-10 python release (data_batch_1..5, test_batch)."""
-    base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+def read_cifar_pickles(root: Path, name: str | None = None) -> RawDataset:
+    """Read the original CIFAR-10 python release (data_batch_1..5, test_batch).
 
-    def load(name: str):
-        path = base / name
+    ``name``: the configured dataset.name, whose image shape the batches must have."""
+    base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    classes = DATASET_INFO["cifar10"]["classes"]
+    meta = base / "batches.meta"
+    if meta.exists():
+        with open(meta, "rb") as f:
+            classes = list(pickle.load(f, encoding="latin1")["label_names"])
+
+    def load(file_name: str):
+        path = base / file_name
         try:
             with open(path, "rb") as f:
                 batch = pickle.load(f, encoding="latin1")
@@ -134,38 +175,56 @@ def read_cifar_pickles(root: Path) -> RawDataset:
             raise DatasetError(f"CIFAR-10 batch {path} is missing. Re-extract cifar-10-python.tar.gz.") from err
         except (pickle.UnpicklingError, EOFError, OSError) as err:
             raise DatasetError(f"CIFAR-10 batch {path} is unreadable ({err}). Re-download it.") from err
-        images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return images, np.asarray(batch["labels"], dtype=np.int64)
+        missing = [k for k in ("data", "labels") if not isinstance(batch, dict) or k not in batch]
+        if missing:
+            found = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise DatasetError(f"CIFAR-10 batch {path} has no {missing} entry (found {found}); it is not a "
+                               "CIFAR-10 python batch. Re-extract cifar-10-python.tar.gz.")
+        rows = np.asarray(batch["data"], dtype=np.uint8)
+        if rows.ndim != 2 or rows.shape[1] != 3 * 32 * 32:
+            raise DatasetError(f"CIFAR-10 batch {path} has data of shape {rows.shape}, expected (N, 3072) "
+                               "(32x32 RGB rows). Re-extract cifar-10-python.tar.gz.")
+        images = rows.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        labels = np.asarray(batch["labels"], dtype=np.int64)
+        _check_labels(labels, path, len(classes))
+        _check_shape(images, path, name)
+        if len(images) != len(labels):
+            raise DatasetError(f"CIFAR-10 batch {path} has {len(images)} images but {len(labels)} labels. Re-download it.")
+        return images, labels
 
     parts = [load(f"data_batch_{i}") for i in range(1, 6)]
     train = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    classes = DATASET_INFO["cifar10"]["classes"]
-    meta = base / "batches.meta"
-    if meta.exists():
-        with open(meta, "rb") as f:
-            classes = list(pickle.load(f, encoding="latin1")["label_names"])
     return RawDataset(train=train, test=load("test_batch"), classes=classes, source=f"CIFAR-10 pickle batches in {base}")
+
+
+def _class_dirs(split_dir: Path) -> list[str]:
+    # Hidden folders (.ipynb_checkpoints, .git and the like) are not classes.
+    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
 def list_image_folder(split_dir: Path, classes: list[str] | None = None) -> tuple[list[Path], np.ndarray, list[str]]:
     """List ``split_dir/<class>/<image>`` files; labels follow sorted class names."""
     if not split_dir.is_dir():
         raise DatasetError(f"image folder {split_dir} does not exist. Expected {split_dir}/<class>/<image files>.")
-    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    found = _class_dirs(split_dir)
     if classes is None:
         classes = found
     if not classes:
         raise DatasetError(f"{split_dir} has no class sub-folders. Expected {split_dir}/<class>/<image files>.")
     missing = sorted(set(classes) - set(found))
     if missing:
-        raise DatasetError(f"{split_dir} lacks class folders {missing[:5]} that the training split has.")
+        raise DatasetError(f"{split_dir} lacks class folders {missing[:5]} that the training split has. Add "
+                           f"{split_dir / missing[0]}/ with held-out images of that class, or remove the class "
+                           "from the training split.")
     paths, labels = [], []
     for index, name in enumerate(classes):
         files = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            # An empty class still takes a label and an output that can never be learned or scored.
+            raise DatasetError(f"class folder {split_dir / name} has no image files "
+                               f"({', '.join(sorted(IMAGE_SUFFIXES))}). Add images or remove the folder.")
         paths.extend(files)
         labels.extend([index] * len(files))
-    if not paths:
-        raise DatasetError(f"{split_dir} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
     return paths, np.asarray(labels, dtype=np.int64), classes
 
 
@@ -292,11 +351,36 @@ def _sha256_of(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()[:16]
 
 
+def _partial_paths(paths: dict[str, Path]) -> dict[str, Path]:
+    # Hidden names in the same folder, so that os.replace is an atomic rename on one file system.
+    return {key: path.with_name(f".{path.name}.partial") for key, path in paths.items()}
+
+
 def prepare_dataset(cfg: dict, cache_dir: str | Path, workers: int = 1) -> dict:
     """Decode the configured dataset into the cache at ``cache_dir``; return its metadata.
 
-    ``cfg`` is the ``dataset`` section of the config.
+    ``cfg`` is the ``dataset`` section of the config. Every file is written under a temporary
+    name and renamed into place only when all are complete, ``meta.json`` last: a killed run
+    must not leave a final-named, zero-filled memory map that later steps would read as data.
     """
+    final = cache_paths(cache_dir)
+    partial = _partial_paths(final)
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        meta = _write_cache(cfg, partial, workers)
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    # meta.json marks a complete cache: drop the old one first, so a crash among the renames leaves none.
+    final["meta"].unlink(missing_ok=True)
+    for key in [k for k in final if k != "meta"] + ["meta"]:
+        os.replace(partial[key], final[key])
+    return meta
+
+
+def _write_cache(cfg: dict, paths: dict[str, Path], workers: int) -> dict:
+    """Decode the dataset into the cache files ``paths`` (named as by ``cache_paths``); return the metadata."""
     name = cfg["name"]
     if name not in DATASET_INFO:
         raise DatasetError(f"unknown dataset {name!r}; choose one of {sorted(DATASET_INFO)}.")
@@ -307,8 +391,6 @@ def prepare_dataset(cfg: dict, cache_dir: str | Path, workers: int = 1) -> dict:
     size = int(cfg.get("image_size") or info["image_size"])
     channels = info["channels"]
     seed = int(cfg.get("seed", 0))
-    paths = cache_paths(cache_dir)
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
 
     if fmt == "auto":
         if root.exists():
@@ -324,9 +406,9 @@ def prepare_dataset(cfg: dict, cache_dir: str | Path, workers: int = 1) -> dict:
     meta = {"dataset": name, "format": fmt, "root": str(root), "seed": seed, "image_size": size, "channels": channels}
     if fmt in ("idx", "pickle", "torchvision"):
         if fmt == "idx":
-            raw = read_idx_dataset(root, info["classes"] or [])
+            raw = read_idx_dataset(root, info["classes"] or [], name)
         elif fmt == "pickle":
-            raw = read_cifar_pickles(root)
+            raw = read_cifar_pickles(root, name)
         else:
             raw = _torchvision_download(name, root)
         train_idx, val_idx = split_indices(len(raw.train[1]), cfg["val_fraction"], seed)
@@ -339,8 +421,9 @@ def prepare_dataset(cfg: dict, cache_dir: str | Path, workers: int = 1) -> dict:
             imgs = images[idx]
             if imgs.shape[1:3] != (size, size):
                 imgs = _resize_array(imgs, size)
-            np.save(paths[f"{split}_images"], imgs)
-            np.save(paths[f"{split}_labels"], labels[idx])
+            for key, array in ((f"{split}_images", imgs), (f"{split}_labels", labels[idx])):
+                with open(paths[key], "wb") as f:  # a file object: np.save would append .npy to the name
+                    np.save(f, array)
         classes, source = raw.classes, raw.source
     elif fmt == "image_folder":
         classes, source = _prepare_image_folder(cfg, root, size, channels, seed, paths, workers)
@@ -384,6 +467,11 @@ def _prepare_image_folder(cfg, root: Path, size, channels, seed, paths, workers)
     if test_dir is None:
         raise DatasetError(f"{root} has train/ but neither test/ nor val/. Add the held-out split as {root}/val/<class>/.")
     train_paths, train_labels, classes = list_image_folder(root / "train")
+    extra = sorted(set(_class_dirs(test_dir)) - set(classes))
+    if extra:
+        # Labels follow the training classes: a held-out-only class has no label and could never be right.
+        raise DatasetError(f"{test_dir} has class folders {extra[:5]} that {root / 'train'} lacks. Add "
+                           f"{root / 'train' / extra[0]}/ with training images, or remove {test_dir / extra[0]}/.")
     if cfg.get("class_subset"):
         keep = classes[: int(cfg["class_subset"])]
         mask = np.isin(train_labels, np.arange(len(keep)))
@@ -404,7 +492,8 @@ def _prepare_image_folder(cfg, root: Path, size, channels, seed, paths, workers)
         decode_images(files, size, channels, resize_short, workers, out=out)
         out.flush()
         del out
-        np.save(paths[f"{split}_labels"], labels[idx])
+        with open(paths[f"{split}_labels"], "wb") as f:  # a file object: np.save would append .npy to the name
+            np.save(f, labels[idx])
     return classes, f"image folders in {root}"
 
 
@@ -434,8 +523,26 @@ def load_split(cache_dir: str | Path, split: str, mmap: bool = True) -> tuple[np
 
 
 def load_meta(cache_dir: str | Path) -> dict:
-    with open(cache_paths(cache_dir)["meta"]) as f:
-        return json.load(f)
+    """The metadata ``prepare_dataset`` wrote for the cache at ``cache_dir``."""
+    path = cache_paths(cache_dir)["meta"]
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except FileNotFoundError as err:
+        raise DatasetError(f"dataset cache file {path} is missing. Re-run the prepare_data rule.") from err
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        meta = f"{type(err).__name__}: {err}"
+    if not isinstance(meta, dict):
+        raise DatasetError(f"dataset cache file {path} is truncated or invalid ({meta!s:.80}). Delete the cache "
+                           f"folder {path.parent} and re-run prepare_data.")
+    return meta
+
+
+def check_enough_for_one_batch(n_images: int, batch_size: int, what: str) -> None:
+    """Raise when ``what`` (a split) has fewer images than one batch: with drop_last it would train on nothing."""
+    if n_images < batch_size:
+        raise DatasetError(f"{what} has {n_images} images, fewer than one batch of {batch_size}. Lower "
+                           "training.batch_size or use more data (dataset.train_subset).")
 
 
 # --------------------------------------------------------------------------- ImageNet

@@ -6,34 +6,27 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from . import pipeline
+from .config import TrainStage
 
 
-def run_training(kind: str, config: dict, paths: dict, twin: str | None = None, gpus: int = 0, log=sys.stderr):
-    """Train the original (``kind='original'``) or ``twin``.
+def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int = 0, log=sys.stderr):
+    """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.pipeline`.
 
-    ``paths``: cache_dir, checkpoint, metrics, work_dir, and original_checkpoint for a twin.
     With ``gpus > 1`` the job re-enters through ``torchrun --standalone`` (DistributedDataParallel).
     """
-    if gpus > 1:
-        work_dir = Path(paths["work_dir"])
-        work_dir.mkdir(parents=True, exist_ok=True)
-        config_path = work_dir / "config.json"
-        config_path.write_text(json.dumps(config))
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-               "-m", "twindnn.cli", "train", "--kind", kind, "--config", str(config_path)]
-        for key, value in paths.items():
-            cmd += [f"--{key.replace('_', '-')}", str(value)]
-        if twin:
-            cmd += ["--twin", twin]
-        print("launching:", " ".join(cmd), file=log, flush=True)
-        subprocess.run(cmd, check=True, stdout=log, stderr=log, env=os.environ.copy())
-        return
-    if kind == "original":
-        pipeline.train_original(config, paths["cache_dir"], paths["checkpoint"], paths["metrics"],
-                                paths["work_dir"], log=log)
-    else:
-        pipeline.train_twin(config, twin, paths["cache_dir"], paths["original_checkpoint"], paths["checkpoint"],
-                            paths["metrics"], paths["work_dir"], log=log)
+    step = pipeline.train_original if stage.kind == "original" else pipeline.train_twin
+    if gpus <= 1:
+        return step(stage, inputs, outputs, log=log)
+    work_dir = Path(outputs["work_dir"])
+    work_dir.mkdir(parents=True, exist_ok=True)
+    job = work_dir / "job.json"
+    job.write_text(json.dumps({"stage": stage.to_params(), "inputs": {k: str(v) for k, v in inputs.items()},
+                               "outputs": {k: str(v) for k, v in outputs.items()}}))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
+           "-m", "twindnn.cli", "train", "--job", str(job)]
+    print("launching:", " ".join(cmd), file=log, flush=True)
+    subprocess.run(cmd, check=True, stdout=log, stderr=log, env=os.environ.copy())

@@ -1,96 +1,215 @@
-"""Config-level steps that the rule scripts call: train the original, train a twin, save logits."""
+"""The steps the rule scripts call, each ``step(stage, inputs, outputs)``, and the glue they share.
+
+``stage`` is the rule's config object (:mod:`twindnn.config`); ``inputs`` and ``outputs`` map the
+rule's input/output names to paths (a rule's ``snakemake.input`` / ``snakemake.output``, or a dict).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import data as data_lib
-from .models import TwinSpec, build_model, create_original, create_twin, load_checkpoint, load_trained
-from .train import CachedImages, fit, predict_logits
+from .config import CascadeStage, DataStage, LogitsStage, ReportStage, ThroughputStage, TrainStage
+from .models import TwinSpec, build_model, create_twin, load_checkpoint, load_trained
+from .train import CachedImages, fit, pick_device, predict_logits
 
 
-def _training_cfg(config: dict, section: str) -> dict:
-    cfg = dict(config[section]["training"])
-    cfg.update({k: v for k, v in config.get("compute", {}).items() if k in ("device", "num_workers", "seed")})
-    return cfg
+# --------------------------------------------------------------------------- shared glue
 
 
-def _datasets(cache_dir, data_meta: dict, augment: str | None):
-    train_images, train_labels = data_lib.load_split(cache_dir, "train")
-    val_images, val_labels = data_lib.load_split(cache_dir, "val")
-    size = data_meta.get("input_size") or data_meta["image_size"]
-    return (CachedImages(train_images, train_labels, augment, size), CachedImages(val_images, val_labels, None, size))
+def file_sha256(path) -> str:
+    """Fingerprint of an input file (a dataset's meta.json, an original's checkpoint)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _input_meta(config: dict, data_meta: dict) -> dict:
-    """Dataset facts the model needs; ``input_size`` may crop the cached images (ImageNet)."""
-    meta = {k: data_meta[k] for k in ("num_classes", "channels", "image_size", "mean", "std", "dataset")}
-    meta["image_size"] = int(config["dataset"].get("input_size") or data_meta["image_size"])
-    return meta
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
 
 
-def _set_threads(config: dict) -> None:
-    threads = config.get("compute", {}).get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
+def training_datasets(cache_dir, data_meta: dict, augment: str | None) -> tuple[CachedImages, CachedImages]:
+    """(train, val) datasets of the cache, at the network's input size."""
+    size = data_meta["image_size"]
+    train = CachedImages(*data_lib.load_split(cache_dir, "train"), augment, size)
+    return train, CachedImages(*data_lib.load_split(cache_dir, "val"), None, size)
 
 
-def train_original(config: dict, cache_dir, checkpoint, metrics, work_dir, log=sys.stderr, stop_after_epoch=None):
-    _set_threads(config)
-    data_meta = data_lib.load_meta(cache_dir)
-    meta_in = _input_meta(config, data_meta)
-    cfg = _training_cfg(config, "original")
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    model_cfg = {k: config["original"][k] for k in ("model", "model_kwargs", "pretrained_file") if k in config["original"]}
-    model = build_model("original", model_cfg, meta_in)
-    train_set, val_set = _datasets(cache_dir, meta_in, cfg.get("augment"))
-    meta = {"kind": "original", "model_cfg": model_cfg, "data_meta": meta_in, "twin_spec": None}
-    return fit(model, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], work_dir, checkpoint, metrics,
-               meta, log=log, stop_after_epoch=stop_after_epoch)
+def network_meta(kind: str, model_cfg: dict, data_meta: dict, twin_spec: TwinSpec | None = None, **extra) -> dict:
+    """The metadata a checkpoint carries: enough for :func:`twindnn.models.load_trained` to rebuild it."""
+    if kind != "original":  # a twin never loads the original's pretrained weights again
+        model_cfg = {k: v for k, v in model_cfg.items() if k != "pretrained_file"}
+    return {"kind": kind, "model_cfg": model_cfg, "data_meta": data_meta,
+            "twin_spec": twin_spec.__dict__ if twin_spec else None, **extra}
 
 
-def train_twin(config: dict, twin_name: str, cache_dir, original_checkpoint, checkpoint, metrics, work_dir,
-               log=sys.stderr, stop_after_epoch=None):
-    """QAT of one twin, initialized from (and optionally distilled from) the trained original."""
-    _set_threads(config)
-    if twin_name not in config["twins"]:
-        raise KeyError(f"twin {twin_name!r} is not in config['twins'] ({sorted(config['twins'])}).")
-    spec = TwinSpec.from_config(twin_name, config["twins"][twin_name])
-    original = load_trained(original_checkpoint)
-    meta_in = load_checkpoint(original_checkpoint)["meta"]["data_meta"]
-    cfg = _training_cfg(config, "twin")
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    twin = create_twin(original, spec, init_from_original=True)
-    train_set, val_set = _datasets(cache_dir, meta_in, cfg.get("augment"))
-    model_cfg = load_checkpoint(original_checkpoint)["meta"]["model_cfg"]
-    model_cfg = {k: v for k, v in model_cfg.items() if k != "pretrained_file"}
-    meta = {"kind": "twin", "model_cfg": model_cfg, "data_meta": meta_in, "twin_spec": spec.__dict__}
-    teacher = original if float(cfg.get("distill_alpha", 0.0)) > 0 else None
-    return fit(twin, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], work_dir, checkpoint, metrics,
-               meta, teacher=teacher, log=log, stop_after_epoch=stop_after_epoch)
-
-
-def save_logits(config: dict, checkpoint, cache_dir, out_npz, device: str = "auto") -> dict:
-    """Logits and labels of a trained model on the val and test splits, saved as npz."""
-    _set_threads(config)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+def save_logits(checkpoint, cache_dir, out_npz, device: str = "auto") -> dict:
+    """Logits, labels and accuracy of a trained network on the val and test splits, as npz."""
     model = load_trained(checkpoint)
     meta_in = load_checkpoint(checkpoint)["meta"]["data_meta"]
+    device = pick_device(device)
     arrays = {}
     for split in ("val", "test"):
         images, labels = data_lib.load_split(cache_dir, split)
         logits = predict_logits(model, images, meta_in["mean"], meta_in["std"], device=device,
                                 out_size=meta_in["image_size"])
         arrays[f"{split}_logits"], arrays[f"{split}_labels"] = logits, labels.astype(np.int64)
-        arrays[f"{split}_accuracy"] = np.float64((logits.argmax(1) == labels).mean())
+        arrays[f"{split}_accuracy"] = np.float64(accuracy(logits, labels))
     Path(out_npz).parent.mkdir(parents=True, exist_ok=True)
     np.savez(out_npz, **arrays)
     return {k: float(v) for k, v in arrays.items() if k.endswith("accuracy")}
 
 
-__all__ = ["train_original", "train_twin", "save_logits", "create_original"]
+# --------------------------------------------------------------------------- steps
+
+
+def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
+    """inputs: meta (the dataset cache's meta.json); outputs: checkpoint, metrics, work_dir."""
+    cache_dir = Path(inputs["meta"]).parent
+    data_meta = data_lib.load_meta(cache_dir)
+    meta_in = {k: data_meta[k] for k in ("num_classes", "channels", "image_size", "mean", "std", "dataset")}
+    meta_in["image_size"] = int(stage.input_size or data_meta["image_size"])
+    cfg = stage.fit_config()
+    torch.manual_seed(stage.seed)
+    model = build_model("original", stage.model, meta_in)
+    train_set, val_set = training_datasets(cache_dir, meta_in, cfg.get("augment"))
+    return fit(model, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
+               outputs["checkpoint"], outputs["metrics"], network_meta("original", stage.model, meta_in),
+               log=log, stop_after_epoch=stop_after_epoch,
+               fingerprint=stage.fingerprint(data=file_sha256(inputs["meta"])))
+
+
+def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
+    """QAT of one twin, initialized from (and optionally distilled from) the trained original.
+
+    inputs: meta, original (its checkpoint); outputs: checkpoint, metrics, work_dir.
+    """
+    cache_dir = Path(inputs["meta"]).parent
+    spec = TwinSpec.from_config(stage.twin_name, stage.twin)
+    original = load_trained(inputs["original"])
+    source = load_checkpoint(inputs["original"])["meta"]
+    cfg = stage.fit_config()
+    torch.manual_seed(stage.seed)
+    twin = create_twin(original, spec, init_from_original=True)
+    meta_in = source["data_meta"]
+    train_set, val_set = training_datasets(cache_dir, meta_in, cfg.get("augment"))
+    teacher = original if float(cfg.get("distill_alpha", 0.0)) > 0 else None
+    # The twin's fingerprint includes the original it starts from: a retrained original retrains the twin.
+    fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
+    return fit(twin, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
+               outputs["checkpoint"], outputs["metrics"], network_meta("twin", source["model_cfg"], meta_in, spec),
+               teacher=teacher, log=log, stop_after_epoch=stop_after_epoch, fingerprint=fingerprint)
+
+
+def logits(stage: LogitsStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """inputs: checkpoint, meta; outputs: logits (npz)."""
+    return save_logits(inputs["checkpoint"], Path(inputs["meta"]).parent, outputs["logits"], device=stage.device)
+
+
+def prepare_data(stage: DataStage, inputs: Mapping, outputs: Mapping, workers: int = 1) -> dict:
+    """outputs: meta (the cache's meta.json; the split arrays go beside it)."""
+    meta = data_lib.prepare_dataset(stage.dataset, Path(outputs["meta"]).parent, workers=workers)
+    return {k: v for k, v in meta.items() if k != "classes"}
+
+
+def _load_npz(path) -> dict:
+    with np.load(path) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def cascade(stage: CascadeStage, inputs: Mapping, outputs: Mapping) -> str:
+    """Sweep the gates of one twin, choose its operating points on val. inputs: twin_logits,
+    original_logits; outputs: sweep, operating_points (CSV)."""
+    from .cascade import run_cascade
+
+    sweep, points = run_cascade(_load_npz(inputs["twin_logits"]), _load_npz(inputs["original_logits"]),
+                                gates=list(stage.gates), targets=list(stage.targets))
+    for path in (outputs["sweep"], outputs["operating_points"]):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sweep.to_csv(outputs["sweep"], index=False)
+    points.to_csv(outputs["operating_points"], index=False)
+    return f"{len(sweep)} sweep rows, {len(points)} operating points\n{points.to_string(index=False)}"
+
+
+def throughput(stage: ThroughputStage, inputs: Mapping, outputs: Mapping) -> str:
+    """Time the original, the twin and the real cascade on this machine. inputs: original, twin
+    (checkpoints), images (the cached test images); outputs: throughput (CSV)."""
+    from .models import Normalize
+    from .throughput import measure_throughput
+
+    data_meta = load_checkpoint(inputs["original"])["meta"]["data_meta"]
+    images = torch.from_numpy(np.array(np.load(inputs["images"], mmap_mode="r")[: stage.batch_size]))
+    images = images.permute(0, 3, 1, 2)
+    size = data_meta["image_size"]
+    if images.shape[-1] != size:  # ImageNet: the cache is larger than the network input
+        from torchvision.transforms.v2.functional import center_crop
+
+        images = center_crop(images, [size, size])
+    table = measure_throughput(load_trained(inputs["original"]), load_trained(inputs["twin"]), images,
+                               forwarded_fractions=stage.forwarded_fractions, batch_size=stage.batch_size,
+                               warmup=stage.warmup, repeats=stage.repeats, device=stage.device, gate=stage.gate,
+                               preprocess=Normalize(data_meta["mean"], data_meta["std"]))
+    table.to_csv(outputs["throughput"], index=False)
+    return table.to_string(index=False)
+
+
+def _tagged(paths, twins) -> "pd.DataFrame":
+    """Concatenate per-twin CSV files, adding the twin's name as a column."""
+    import pandas as pd
+
+    if len(paths) != len(twins):
+        raise ValueError(f"{len(paths)} files for {len(twins)} twins: {list(paths)}")
+    return pd.concat([pd.read_csv(p).assign(twin=t) for p, t in zip(paths, twins)], ignore_index=True)
+
+
+def report_tables(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> str:
+    """The summary table and figures of one run (see workflow/rules/report.smk for the names)."""
+    from . import report
+    from .provenance import collect
+
+    twins = list(stage.twins)
+    data_meta = data_lib.load_meta(Path(inputs["data_meta"]).parent)
+    summary = report.summary_table(_tagged(inputs["operating_points"], twins), _tagged(inputs["throughput"], twins))
+    where = f"{data_meta.get('dataset', 'unknown dataset')} / run {stage.run_name}"
+    report.write_table(summary, outputs["summary_csv"], outputs["summary_md"], outputs["summary_tex"],
+                       collect(stage.config, data_meta), title=f"TwinDNN operating points, {where} (test split)")
+    report.plot_accuracy_vs_forwarded(_tagged(inputs["sweeps"], twins), outputs["fig_accuracy_forwarded"],
+                                      title=f"{where}: test accuracy vs forwarded fraction (cascade sweeps)")
+    gate = stage.config["cascade"]["gates"][0]
+    logits = {t: _load_npz(p) for p, t in zip(inputs["twin_logits"], twins)}
+    report.plot_confidence_histograms(logits, outputs["fig_confidence"], gate=gate,
+                                      title=f"{where}: twin confidence ({gate} gate) on test (twin logits)")
+    devices = sorted(summary["throughput_device"].unique())
+    report.plot_accuracy_vs_throughput(
+        summary, outputs["fig_accuracy_throughput"],
+        title=f"{where}: test accuracy vs throughput measured on {'; '.join(devices)}, not FPGA")
+    return summary.to_string(index=False)
+
+
+def compare_anchors(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> str:
+    """This run's recovery, accuracies and FPGA gain beside the published anchors."""
+    import pandas as pd
+    import yaml
+
+    from . import report
+    from .provenance import collect
+
+    anchors = yaml.safe_load(Path(inputs["anchors"]).read_text())
+    data_meta = data_lib.load_meta(Path(inputs["data_meta"]).parent)
+    twin_bits = {}
+    for name, entry in stage.twins.items():
+        spec = TwinSpec.from_config(name, entry)
+        twin_bits[name] = ("T" if spec.ternary else spec.weight_bits, spec.act_bits)
+    headline = pd.read_csv(inputs["fpga_headline"]) if inputs.get("fpga_headline") else None
+    table = report.anchor_table(pd.read_csv(inputs["summary"]), anchors, twin_bits, data_meta["dataset"], headline)
+    report.write_table(table, outputs["csv"], outputs["md"], outputs["tex"], collect(stage.config, data_meta),
+                       title=f"{stage.run_name}: this run beside the published anchors")
+    return table.to_string(index=False)

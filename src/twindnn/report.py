@@ -20,7 +20,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from twindnn.cascade import confidence
+from twindnn.cascade import DEFAULT_GATE, GATES, confidence, get_gate
 from twindnn.provenance import provenance_footer
 
 SUMMARY_COLUMNS = [
@@ -42,8 +42,6 @@ SUMMARY_COLUMNS = [
     "twindnn_speedup_vs_original_x",
     "throughput_device",
 ]
-
-GATE_ORDER = ("max_softmax", "margin", "entropy")
 
 
 # --------------------------------------------------------------------------- tables
@@ -215,7 +213,9 @@ def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str
     """
     test = sweeps[sweeps["split"] == "test"]
     twins = list(dict.fromkeys(test["twin"]))
-    gates = [g for g in GATE_ORDER if g in set(test["gate"])] + sorted(set(test["gate"]) - set(GATE_ORDER) - {"oracle"})
+    present = set(test["gate"]) - {"oracle"}
+    # Registry order (the paper's gate first); gates no longer registered go last.
+    gates = [g for g in GATES if g in present] + sorted(present - set(GATES))
     palette = dict(zip(gates, sns.color_palette("colorblind", len(gates))))
     fig, axes = _panels(len(twins))
     for ax, twin in zip(axes, twins):
@@ -254,20 +254,21 @@ def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str
 
 
 def plot_confidence_histograms(
-    twin_logits: Mapping[str, Mapping], out: str | Path, title: str = "", split: str = "test"
+    twin_logits: Mapping[str, Mapping], out: str | Path, title: str = "", split: str = "test", gate: str = DEFAULT_GATE
 ) -> None:
-    """Histograms of the twin's max-softmax confidence, right vs wrong answers, one panel per twin.
+    """Histograms of the twin's confidence under ``gate``, right vs wrong answers, one panel per twin.
 
     ``twin_logits`` maps a twin's name to its logits file contents
     (``<split>_logits``, ``<split>_labels``). Densities are normalised per
     group, so the rarer wrong answers stay visible.
     """
+    description = get_gate(gate).description
     fig, axes = _panels(len(twin_logits))
     for ax, (twin, data) in zip(axes, twin_logits.items()):
         logits, labels = np.asarray(data[f"{split}_logits"]), np.asarray(data[f"{split}_labels"])
         frame = pd.DataFrame(
             {
-                "confidence": confidence(logits, "max_softmax"),
+                "confidence": confidence(logits, gate),
                 "twin answer": np.where(logits.argmax(axis=1) == labels, "right", "wrong"),
             }
         )
@@ -276,14 +277,13 @@ def plot_confidence_histograms(
             x="confidence",
             hue="twin answer",
             hue_order=["right", "wrong"],
-            bins=40,
-            binrange=(0, 1),
+            bins=40,  # over the data's range: not every gate's scores lie in [0, 1]
             stat="density",
             common_norm=False,
             element="step",
             ax=ax,
         )
-        ax.set(title=f"twin: {twin} ({split})", xlabel="max softmax probability of the twin", ylabel="density")
+        ax.set(title=f"twin: {twin} ({split})", xlabel=f"{description} of the twin", ylabel="density")
     _save(fig, out, title)
 
 
@@ -349,7 +349,7 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
 
 
 def anchor_table(summary: pd.DataFrame, anchors: dict, twin_bits: dict, dataset: str,
-                 fpga_headline: pd.DataFrame | None = None, gate: str = "max_softmax") -> pd.DataFrame:
+                 fpga_headline: pd.DataFrame | None = None, gate: str = DEFAULT_GATE) -> pd.DataFrame:
     """This run's figures beside the published anchors, one row per comparison.
 
     ``twin_bits``: twin name -> (weight_bits, act_bits); ``fpga_headline``: the hardware headline

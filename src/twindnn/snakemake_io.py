@@ -40,3 +40,23 @@ def redirect_logs(log_path: str | Path) -> Iterator[None]:
             os.dup2(saved_fds[1], 2)
             for fd in saved_fds:
                 os.close(fd)
+
+
+def set_threads(threads: int) -> None:
+    """torch's CPU threads = the cores the job was given (``--cores``, a cluster's allocation)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+
+
+def run_rule(snakemake, stage_cls, step, extra_outputs: dict | None = None, **kwargs):
+    """Body of a rule script: the stage's config object from ``params.stage``, torch threads from
+    ``threads``, stdout/stderr into the log; then ``step(stage, inputs, outputs, **kwargs)``."""
+    set_threads(snakemake.threads)
+    with redirect_logs(snakemake.log[0]):
+        stage = stage_cls.from_params(snakemake.params.stage)
+        outputs = {**dict(snakemake.output.items()), **(extra_outputs or {})}
+        result = step(stage, dict(snakemake.input.items()), outputs, **kwargs)
+        if result is not None:
+            print(result)
+        return result

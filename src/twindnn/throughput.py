@@ -10,9 +10,10 @@ is reported as ``latency_ms`` (per batch) and ``throughput_fps`` =
 ``batch_size / latency``.
 
 The cascade run is the real thing, not a sum of parts: the twin runs on the
-batch, its max-softmax confidence picks the ``round(f * batch_size)`` least
-confident inputs, those are gathered into a sub-batch, and the original runs
-on that sub-batch. Gate and gather costs are therefore included. Beside it,
+batch, the chosen gate's confidence (``twindnn.cascade.GATES``; the paper's max
+softmax by default) picks the ``round(f * batch_size)`` least confident inputs,
+those are gathered into a sub-batch, and the original runs on that sub-batch.
+Gate and gather costs are therefore included. Beside it,
 ``ideal_cascade_fps`` = ``1 / (t_twin + f * t_original)`` with per-image times
 from the twin-alone and original-alone runs, the rate if forwarding cost
 nothing beyond the original's share.
@@ -29,8 +30,11 @@ from collections.abc import Callable, Iterable
 import pandas as pd
 import torch
 
+from twindnn.cascade import DEFAULT_GATE, get_gate
+
 THROUGHPUT_COLUMNS = [
     "model",
+    "gate",
     "forwarded_fraction",
     "forwarded_per_batch",
     "batch_size",
@@ -96,15 +100,19 @@ def _time_ms(run: Callable[[], object], warmup: int, repeats: int, sync: Callabl
     return statistics.median(times)
 
 
-def cascade_step(original: torch.nn.Module, twin: torch.nn.Module, batch: torch.Tensor, n_forward: int) -> torch.Tensor:
+def cascade_step(
+    original: torch.nn.Module, twin: torch.nn.Module, batch: torch.Tensor, n_forward: int, gate: str = DEFAULT_GATE
+) -> torch.Tensor:
     """One real cascade pass: the twin answers, its ``n_forward`` least confident inputs go to the original.
 
+    Confidence is ``gate``'s (a name in ``twindnn.cascade.GATES``).
     Returns the predicted classes of the whole batch.
     """
     twin_logits = twin(batch)
     predictions = twin_logits.argmax(dim=1)
     if n_forward > 0:
-        confidence = torch.softmax(twin_logits.float(), dim=1).amax(dim=1)
+        # float32, not the twin's dtype: half-precision logits would tie many confidences.
+        confidence = get_gate(gate).confidence_fn(twin_logits.float())
         forwarded = torch.topk(confidence, n_forward, largest=False).indices
         predictions[forwarded] = original(batch.index_select(0, forwarded)).argmax(dim=1)
     return predictions
@@ -120,6 +128,7 @@ def measure_throughput(
     repeats: int = 10,
     device: str | torch.device = "cpu",
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    gate: str = DEFAULT_GATE,
 ) -> pd.DataFrame:
     """Time the original alone, the twin alone and the real cascade at each forwarded fraction.
 
@@ -133,7 +142,9 @@ def measure_throughput(
     available, else CPU).
 
     Returns one row per model ("original", "twin") and one per cascade fraction
-    ("cascade"), columns ``THROUGHPUT_COLUMNS``. ``forwarded_fraction`` is the
+    ("cascade"), columns ``THROUGHPUT_COLUMNS``. ``gate`` (a name in
+    ``twindnn.cascade.GATES``) picks the forwarded inputs and is recorded on the
+    cascade rows (empty for the models alone). ``forwarded_fraction`` is the
     fraction really forwarded, ``forwarded_per_batch / batch_size`` with
     ``forwarded_per_batch = round(f * batch_size)`` (NaN for the models alone);
     ``latency_ms`` is the median
@@ -145,6 +156,7 @@ def measure_throughput(
     fractions = [float(f) for f in forwarded_fractions]
     if any(not 0.0 <= f <= 1.0 for f in fractions):
         raise ValueError(f"forwarded fractions must lie in [0, 1], got {fractions}.")
+    get_gate(gate)  # refuse an unknown gate before any timing
     device = resolve_device(device)
     batch = preprocess(images) if preprocess is not None else images
     batch = _batch(batch, batch_size).to(device)
@@ -169,12 +181,13 @@ def measure_throughput(
             )
         for f in fractions:
             n_forward = int(round(f * batch_size))
-            latency = _time_ms(lambda k=n_forward: cascade_step(original, twin, batch, k), warmup, repeats, sync)
+            latency = _time_ms(lambda k=n_forward: cascade_step(original, twin, batch, k, gate), warmup, repeats, sync)
             actual = n_forward / batch_size
             ideal = 1.0 / (per_image_s["twin"] + actual * per_image_s["original"])
             rows.append(
                 {
                     "model": "cascade",
+                    "gate": gate,
                     "forwarded_fraction": actual,
                     "forwarded_per_batch": n_forward,
                     "latency_ms": latency,

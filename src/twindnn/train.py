@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .config import digest
+from .data import check_enough_for_one_batch
 from .models import Normalize, load_checkpoint
 
 
@@ -100,6 +102,26 @@ def save_checkpoint(path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, device, log) -> tuple[list[dict], int]:
+    """(history, first epoch to run) from ``last_path`` if it was made by this run (same fingerprint)."""
+    if not last_path.exists():
+        return [], 0
+    state = load_checkpoint(last_path, map_location=device)
+    found = state.get("fingerprint")
+    if found != fingerprint:
+        print(f"not resuming: {last_path} was made under another config or from other inputs (fingerprint "
+              f"{str(found)[:12]}, this run {fingerprint[:12]}); training from scratch", file=log, flush=True)
+        return [], 0
+    try:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise RuntimeError(f"cannot resume from checkpoint {last_path}: {err}. Delete {last_path} to train "
+                           "from scratch.") from err
+    print(f"resuming from {last_path} after epoch {state['epoch'] + 1}", file=log, flush=True)
+    return state["history"], state["epoch"] + 1
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -161,13 +183,18 @@ def _autocast(device: torch.device, enabled: bool = True):
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean, std, work_dir,
         checkpoint_path, metrics_path, meta: dict, teacher: nn.Module | None = None,
-        log=sys.stderr, stop_after_epoch: int | None = None) -> list[dict]:
-    """Train ``model``; resume from ``work_dir/last.pt`` when it exists.
+        log=sys.stderr, stop_after_epoch: int | None = None, fingerprint: str | None = None) -> list[dict]:
+    """Train ``model``; resume from ``work_dir/last.pt`` when it was made by the same run.
 
     ``cfg``: the training section (epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs,
     label_smoothing, num_workers, seed, device, amp, distill_alpha, distill_temperature,
     max_steps_per_epoch). Writes the final checkpoint (``state_dict`` + ``meta``) to
     ``checkpoint_path`` and one CSV row per epoch to ``metrics_path``.
+
+    ``fingerprint`` identifies what makes this run (its config and inputs, see
+    :meth:`twindnn.config.Stage.fingerprint`; by default ``cfg`` and ``meta``). ``last.pt``
+    records it, and a run resumes only from a ``last.pt`` with the same fingerprint: one made
+    under another config, or from another original, is set aside and training starts fresh.
     ``stop_after_epoch`` ends the run early (as a kill would), for resume tests.
     """
     from tqdm import tqdm
@@ -192,15 +219,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
         for p in teacher.parameters():
             p.requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
-    history: list[dict] = []
-    start_epoch = 0
-    if last_path.exists():
-        state = load_checkpoint(last_path, map_location=device)
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        history = state["history"]
-        start_epoch = state["epoch"] + 1
-        print(f"resuming from {last_path} after epoch {state['epoch'] + 1}", file=log, flush=True)
+    fingerprint = fingerprint or digest({"training": cfg, "meta": meta})
+    history, start_epoch = resume(last_path, fingerprint, model, optimizer, device, log)
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -209,7 +229,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     workers = int(cfg.get("num_workers", 0))
     epochs = int(cfg["epochs"])
     max_steps = cfg.get("max_steps_per_epoch")
-    steps_per_epoch = math.ceil(len(train_set) / (batch_size * world))
+    check_enough_for_one_batch(len(train_set), batch_size * world, "the training split")
+    steps_per_epoch = len(train_set) // (batch_size * world)  # the loader drops the last partial batch
     if max_steps:
         steps_per_epoch = min(steps_per_epoch, int(max_steps))
     total_steps = epochs * steps_per_epoch
@@ -281,13 +302,15 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
               file=log, flush=True)
         if rank == 0:
             save_checkpoint(last_path, {"state_dict": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                                        "epoch": epoch, "history": history, "meta": meta})
+                                        "epoch": epoch, "history": history, "meta": meta,
+                                        "fingerprint": fingerprint})
             write_metrics(metrics_path, history)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             return history
     if rank == 0:
         write_metrics(metrics_path, history)
-        save_checkpoint(checkpoint_path, {"state_dict": _unwrap(model).state_dict(), "meta": meta, "history": history})
+        save_checkpoint(checkpoint_path, {"state_dict": _unwrap(model).state_dict(), "meta": meta, "history": history,
+                                          "fingerprint": fingerprint})
     if world > 1:
         torch.distributed.barrier()
     return history

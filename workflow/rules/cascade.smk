@@ -14,7 +14,6 @@ rule cascade:
         mem_mb=2000,
         runtime=10,
     params:
-        gates=config["cascade"]["gates"],
-        targets=config["cascade"]["target_recovery"],
+        stage=cfg.cascade_stage(config).to_params(),
     script:
         "../../scripts/cascade.py"

@@ -1,12 +1,31 @@
 # Shared helpers: config validation, wildcard constraints, input/param functions. No rules here.
-import json
+import os
 import re
+import tempfile
 
+import yaml
 from snakemake.utils import validate
 
-validate(config, schema="../schemas/config.schema.yaml")
+from twindnn import config as cfg
 
-RESULTS = f"{config.get('results_dir', 'results')}/{config['run_name']}"
+
+def validate_config():
+    """Schema validation (the schema is the only home of defaults), with the gate enums read
+    from twindnn.cascade's registry, then the checks across keys; both before any job runs."""
+    with open(f"{workflow.basedir}/workflow/schemas/config.schema.yaml") as f:
+        schema = cfg.schema_with_gates(yaml.safe_load(f))
+    with tempfile.NamedTemporaryFile("w", suffix=".schema.yaml", delete=False) as f:
+        yaml.safe_dump(schema, f)
+    try:
+        validate(config, schema=f.name)
+    finally:
+        os.unlink(f.name)
+    cfg.check(config)
+
+
+validate_config()
+
+RESULTS = f"{config['results_dir']}/{config['run_name']}"
 TWINS = list(config["twins"])
 
 
@@ -14,38 +33,32 @@ wildcard_constraints:
     twin="|".join(TWINS),
 
 
+def is_hardware():
+    """Whether the run builds the FPGA half (a hardware section that is not enabled: false)."""
+    return bool(config["hardware"]["enabled"])
+
+
 def get_final_output():
     """The tables and figures of the run: what `snakemake` builds by default."""
     outputs = list(rules.report_tables.output) + list(rules.compare_anchors.output)
     outputs += [rules.train_original.output.metrics]
     outputs += expand(rules.train_twin.output.metrics, twin=TWINS)
-    if config.get("hardware"):
+    if is_hardware():
         outputs += list(rules.hw_tables.output)
     return outputs
 
 
 def get_anchor_inputs(wildcards):
     """The FPGA headline table, where the run builds the hardware half."""
-    return (
-        {"fpga_headline": rules.hw_tables.output.headline}
-        if config.get("hardware")
-        else {}
-    )
+    return {"fpga_headline": rules.hw_tables.output.headline} if is_hardware() else {}
 
 
-def get_config_for(*sections):
-    """Only the config sections a job reads, as its params: editing another section of the
-    config (a new board, another gate) leaves that job's outputs up to date."""
-    subset = {k: config[k] for k in sections if k in config}
-    subset["run_name"] = config["run_name"]
-    return subset
+# Each rule's params are exactly its stage's config object (twindnn.config), as canonical plain data:
+# editing another section, or reordering keys, leaves a job's outputs up to date.
 
 
-def get_twin_config(wildcards):
-    """The config a twin's training reads: its own entry of `twins`, not the others'."""
-    subset = get_config_for("dataset", "twin", "compute")
-    subset["twins"] = {wildcards.twin: config["twins"][wildcards.twin]}
-    return subset
+def get_twin_stage(wildcards):
+    return cfg.train_twin_stage(config, wildcards.twin).to_params()
 
 
 def get_twin_files(pattern):
@@ -54,35 +67,30 @@ def get_twin_files(pattern):
 
 
 def get_train_threads():
-    """Cores of a training job: compute.threads, else its data-loader workers plus one (at least 2)."""
+    """Cores of a training job (its torch threads): compute.threads, else data-loader workers + 1 (at least 2)."""
     compute = config["compute"]
-    return compute.get("threads") or max(2, compute.get("num_workers", 0) + 1)
+    return compute["threads"] or max(2, compute["num_workers"] + 1)
 
 
-def get_data_workers():
-    """Decoding processes of the data-preparation job."""
-    return config["compute"].get("data_workers", 2)
-
-
-def get_train_resources(name):
+def get_train_resources():
     """Scheduler resources of a training job, from the compute section."""
     compute = config["compute"]
     return {
-        "gpu": compute.get("gpus", 0),
-        "mem_mb": compute.get("mem_mb", 8000),
-        "runtime": compute.get("train_runtime_min", 120),
+        "gpu": compute["gpus"],
+        "mem_mb": compute["mem_mb"],
+        "runtime": compute["train_runtime_min"],
     }
 
 
 # ---- FPGA half (workflow/rules/hardware.smk)
 
 HW = f"{RESULTS}/hardware"
-HW_CONFIG = config.get("hardware") or {}
-HW_BOARDS = list(HW_CONFIG.get("boards", ["Pynq-Z2"]))
-HW_TWINS = list(HW_CONFIG.get("twins") or TWINS)
+HW_CONFIG = config["hardware"]
+HW_BOARDS = list(HW_CONFIG["boards"])
+HW_TWINS = list(HW_CONFIG["twins"] or TWINS)
 HW_NETWORKS = ["original_q"] + [f"twin_{t}" for t in HW_TWINS]
 HW_ROLES = ["twin", "original", "original_alone"]
-HW_HOSTS = HW_CONFIG.get("board_hosts") or {}
+HW_HOSTS = {b: h for b, h in HW_CONFIG["board_hosts"].items() if h}
 
 
 wildcard_constraints:
@@ -118,10 +126,9 @@ def get_hw_build_inputs(wc):
 
 def get_hw_board_reports(wildcards=None):
     """Board timing reports, only for boards with a host in hardware.board_hosts."""
-    boards = [b for b in HW_BOARDS if HW_HOSTS.get(b)]
     return expand(
         f"{HW}/board/{{board}}__{{twin}}__{{role}}.json",
-        board=boards,
+        board=[b for b in HW_BOARDS if b in HW_HOSTS],
         twin=HW_TWINS,
         role=HW_ROLES,
     )

@@ -13,11 +13,11 @@ rule prepare_data:
         f"{RESULTS}/benchmarks/prepare_data.tsv"
     conda:
         "../../envs/twindnn.yaml"
-    threads: get_data_workers()
+    threads: config["compute"]["data_workers"]
     resources:
         mem_mb=4000,
         runtime=60,
     params:
-        dataset=config["dataset"],
+        stage=cfg.data_stage(config).to_params(),
     script:
         "../../scripts/prepare_data.py"

@@ -13,7 +13,7 @@ rule logits_original:
         mem_mb=4000,
         runtime=60,
     params:
-        config=get_config_for("compute"),
+        stage=cfg.logits_stage(config).to_params(),
     script:
         "../../scripts/logits.py"
 
@@ -33,6 +33,6 @@ rule logits_twin:
         mem_mb=4000,
         runtime=60,
     params:
-        config=get_config_for("compute"),
+        stage=cfg.logits_stage(config).to_params(),
     script:
         "../../scripts/logits.py"

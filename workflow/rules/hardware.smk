@@ -22,9 +22,7 @@ rule hw_quantize_original:
         mem_mb=4000,
         runtime=60,
     params:
-        config=get_config_for(
-            "dataset", "original", "twins", "compute", "cascade", "hardware"
-        ),
+        stage=cfg.quantize_stage(config).to_params(),
         work_dir=f"{HW}/work/original_q",
     script:
         "../../scripts/hw_quantize_original.py"
@@ -46,7 +44,7 @@ rule hw_export:
         mem_mb=4000,
         runtime=30,
     params:
-        check_images=HW_CONFIG.get("check_images", 16),
+        stage=cfg.export_stage(config).to_params(),
     script:
         "../../scripts/hw_export.py"
 
@@ -69,8 +67,7 @@ rule hw_prepare:
         mem_mb=8000,
         runtime=60,
     params:
-        check_images=HW_CONFIG.get("streamline_check_images", 64),
-        min_agreement=HW_CONFIG.get("streamline_min_agreement", 0.95),
+        stage=cfg.prepare_stage(config).to_params(),
     script:
         "../../scripts/hw_prepare.py"
 
@@ -103,9 +100,7 @@ rule hw_colocate:
         mem_mb=8000,
         runtime=60,
     params:
-        config=get_config_for(
-            "dataset", "original", "twins", "compute", "cascade", "hardware"
-        ),
+        stage=lambda wc: cfg.colocate_stage(config, wc.board).to_params(),
     script:
         "../../scripts/hw_colocate.py"
 
@@ -125,11 +120,9 @@ rule hw_build:
     resources:
         mem_mb=8000,
         # a bitstream build takes hours; an estimate seconds
-        runtime=lambda wc: 600 if HW_CONFIG.get("vivado") else 30,
+        runtime=lambda wc: 600 if HW_CONFIG["vivado"] else 30,
     params:
-        config=get_config_for(
-            "dataset", "original", "twins", "compute", "cascade", "hardware"
-        ),
+        stage=lambda wc: cfg.build_stage(config, wc.board).to_params(),
         build_dir=lambda wc: f"{HW}/builds/{wc.board}__{wc.twin}__{wc.role}",
     script:
         "../../scripts/hw_build.py"
@@ -150,9 +143,7 @@ rule hw_board_timing:
         mem_mb=2000,
         runtime=60,
     params:
-        host=lambda wc: HW_HOSTS.get(wc.board),
-        user=HW_CONFIG.get("board_user"),
-        batch_size=HW_CONFIG.get("board_batch_size", 100),
+        stage=lambda wc: cfg.board_timing_stage(config, wc.board).to_params(),
     script:
         "../../scripts/hw_board_timing.py"
 
@@ -197,5 +188,7 @@ rule hw_tables:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        stage=cfg.tables_stage(config).to_params(),
     script:
         "../../scripts/hw_tables.py"

@@ -41,9 +41,7 @@ rule report_tables:
         mem_mb=2000,
         runtime=10,
     params:
-        twins=TWINS,
-        config=config,
-        run_name=config["run_name"],
+        stage=cfg.report_stage(config).to_params(),
     script:
         "../../scripts/report.py"
 
@@ -71,6 +69,6 @@ rule compare_anchors:
         mem_mb=2000,
         runtime=10,
     params:
-        config=config,
+        stage=cfg.report_stage(config).to_params(),
     script:
         "../../scripts/anchors.py"

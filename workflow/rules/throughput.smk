@@ -12,12 +12,11 @@ rule throughput:
     conda:
         "../../envs/twindnn.yaml"
     # Timings want the machine to themselves; throughput.threads says how many cores that is.
-    threads: config["throughput"].get("threads", 2)
+    threads: config["throughput"]["threads"]
     resources:
         mem_mb=4000,
         runtime=30,
     params:
-        settings=config["throughput"],
-        threads=config["throughput"].get("threads", 2),
+        stage=cfg.throughput_stage(config).to_params(),
     script:
         "../../scripts/throughput.py"

@@ -18,9 +18,9 @@ rule train_original:
         "../../envs/twindnn.yaml"
     threads: get_train_threads()
     resources:
-        **get_train_resources("original"),
+        **get_train_resources(),
     params:
-        config=get_config_for("dataset", "original", "compute"),
+        stage=cfg.train_original_stage(config).to_params(),
         work_dir=f"{RESULTS}/work/original",
     script:
         "../../scripts/train.py"
@@ -47,9 +47,9 @@ rule train_twin:
         "../../envs/twindnn.yaml"
     threads: get_train_threads()
     resources:
-        **get_train_resources("twin"),
+        **get_train_resources(),
     params:
-        config=get_twin_config,
+        stage=get_twin_stage,
         work_dir=lambda wc: f"{RESULTS}/work/twin_{wc.twin}",
     script:
         "../../scripts/train.py"

@@ -8,6 +8,7 @@ two networks' resources (each network is built alone and the two are summed; fin
 multi-DNN "Parallel" mode is not used), and a pair fits when every resource type stays
 within ``utilization`` of the board's budget. ``DuplicateStreams`` and ``ElementwiseAdd``
 have no analytical estimate in finn-plus 1.6.1 (they count 0); their number is reported.
+``system_rows`` turns the best pairs into the per-operating-point system table.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .finn_build import UNESTIMATED_OPS, prepare_finn
-from .system_model import system_fps
+from .system_model import SOURCE_ESTIMATE, mean_latency_ms, system_fps
 
 RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
 FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType",
@@ -155,6 +156,51 @@ def best_single(designs: pd.DataFrame, board: dict, utilization: float = 1.0) ->
     i = ok["estimated_throughput_fps"].idxmax()
     return {"design": int(i), **{k: (float(v) if isinstance(v, (int, float, np.number)) else v)
                                   for k, v in ok.loc[i].items()}}
+
+
+def system_rows(board: dict, twin: str, twin_designs: pd.DataFrame, original_designs: pd.DataFrame,
+                points: pd.DataFrame, utilization: float) -> pd.DataFrame:
+    """One row per operating point (plus the oracle): accuracies, throughputs, gains, latency.
+
+    ``points`` needs gate, target_kind, target_value, forwarded_fraction, twin_accuracy,
+    original_accuracy, system_accuracy, accuracy_recovery.
+    """
+    alone = best_single(original_designs, board, utilization)
+    twin_alone = best_single(twin_designs, board, utilization)
+    alone_fits = alone is not None
+    if alone is None:  # not even the slowest folding fits: report it, flagged
+        alone = {"estimated_throughput_fps": float(original_designs["estimated_throughput_fps"].iloc[0]),
+                 "estimated_latency_ms": float(original_designs["estimated_latency_ms"].iloc[0])}
+    rows = []
+    for _, p in points.iterrows():
+        f = float(p["forwarded_fraction"])
+        par = best_pair(twin_designs, original_designs, board, f, "parallel", utilization)
+        seq = best_pair(twin_designs, original_designs, board, f, "sequential", utilization)
+        row = {
+            "board": board["name"], "twin": twin, "gate": p["gate"], "target_kind": p.get("target_kind", ""),
+            "target_value": p.get("target_value", np.nan), "forwarded_fraction": f,
+            "twin_accuracy": p["twin_accuracy"], "original_accuracy": p["original_accuracy"],
+            "twindnn_accuracy": p["system_accuracy"], "accuracy_recovery": p["accuracy_recovery"],
+            "original_alone_fps": alone["estimated_throughput_fps"],
+            "original_alone_latency_ms": alone["estimated_latency_ms"],
+            "twin_alone_fps": twin_alone["estimated_throughput_fps"] if twin_alone else np.nan,
+            "fits": par is not None, "original_alone_fits": alone_fits,
+        }
+        if par is not None:
+            row.update({
+                "twin_fps": par["twin_fps"], "original_fps": par["original_fps"],
+                "twindnn_fps": par["system_fps"],
+                "mean_latency_ms": float(mean_latency_ms(par["twin_latency_ms"], par["original_latency_ms"], f)),
+                "throughput_gain": par["system_fps"] / alone["estimated_throughput_fps"],
+                **{k: v for k, v in par.items() if k.startswith("total_")},
+                "twin_design": par["twin_design"], "original_design": par["original_design"],
+            })
+        if seq is not None:
+            row.update({"big_little_fps": seq["system_fps"],
+                        "big_little_gain": seq["system_fps"] / alone["estimated_throughput_fps"]})
+        row["source"] = SOURCE_ESTIMATE
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def save_folding(model, path) -> Path:

@@ -1,90 +1,82 @@
-"""Config-level steps of the FPGA half that the ``scripts/hw_*.py`` rule scripts call."""
+"""The FPGA half's steps that the ``scripts/hw_*.py`` rule scripts call, each ``step(stage, inputs, outputs)``.
+
+``stage`` is the rule's config object (:mod:`twindnn.config`); ``inputs`` and ``outputs`` map the
+rule's input/output names to paths. The glue they share with the training half (datasets,
+checkpoint metadata, logits) lives in :mod:`twindnn.pipeline`.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import data as data_lib
-from ..models import TwinSpec, load_checkpoint, load_trained
-from ..train import CachedImages, fit, predict_logits, save_checkpoint
+from ..cascade import rescore_operating_points
+from ..config import BoardTimingStage, BuildStage, ColocateStage, ExportStage, PrepareStage, QuantizeStage, TablesStage
+from ..models import load_checkpoint, load_trained
+from ..pipeline import file_sha256, network_meta, save_logits, training_datasets
+from ..train import fit, save_checkpoint
 from . import colocate as co
+from . import tables
 from .boards import load_board
 from .export import check_export, export_qonnx_model, qonnx_logits, quantize_original
-from .finn_build import build_network, prepare_finn, prepare_network
-from .system_model import SOURCE_ESTIMATE, operating_points_with, system_rows
-
-DEFAULTS = {"boards": ["Pynq-Z2"], "twins": None, "original_quant": {"weight_bits": 8, "act_bits": 8,
-            "calibration_images": 512, "qat_epochs": 0}, "utilization": 0.85, "vivado": False,
-            "check_images": 16, "fps_start": 10.0, "fps_factor": 2.0, "mvau_wwidth_max": 36,
-            "design_point": {"gate": "max_softmax", "target_value": 0.9}, "board_hosts": {}, "board_user": None,
-            "board_batch_size": 100}
+from .finn_build import build_network, prepare_network
+from .system_model import SOURCE_ESTIMATE
 
 
-def hw_config(config: dict) -> dict:
-    cfg = {**DEFAULTS, **(config.get("hardware") or {})}
-    cfg["original_quant"] = {**DEFAULTS["original_quant"], **cfg.get("original_quant", {})}
-    return cfg
+def _cache_dir(inputs: Mapping) -> Path:
+    return Path(inputs["meta"]).parent
 
 
-def quantize_original_step(config: dict, original_checkpoint, cache_dir, checkpoint, logits_npz, work_dir,
-                           log=sys.stderr) -> dict:
-    """The 8-bit (or n-bit) original: PTQ with calibrated activations, optional short QAT, logits."""
-    q = hw_config(config)["original_quant"]
-    calibration, _ = data_lib.sample_split(cache_dir, "train", int(q["calibration_images"]))
-    model = quantize_original(original_checkpoint, int(q["weight_bits"]), int(q["act_bits"]), calibration, log=log)
-    meta_src = load_checkpoint(original_checkpoint)["meta"]
-    spec = model.spec
-    meta = {"kind": "twin", "role": "original_quant", "model_cfg": {k: v for k, v in meta_src["model_cfg"].items()
-                                                                  if k != "pretrained_file"},
-            "data_meta": meta_src["data_meta"], "twin_spec": spec.__dict__}
-    if int(q["qat_epochs"]) > 0:
-        cfg = dict(config["original"]["training"])
-        cfg.update(epochs=int(q["qat_epochs"]), lr=float(q.get("qat_lr", 0.001)), optimizer="adamw",
-                   weight_decay=0.0, warmup_epochs=0.0)
-        cfg.update({k: v for k, v in config.get("compute", {}).items() if k in ("device", "num_workers", "seed")})
-        val_images, val_labels = data_lib.load_split(cache_dir, "val")
-        size = meta["data_meta"]["image_size"]
-        tr = CachedImages(*data_lib.load_split(cache_dir, "train"), cfg.get("augment"), size)
-        va = CachedImages(val_images, val_labels, None, size)
-        fit(model, tr, va, cfg, meta["data_meta"]["mean"], meta["data_meta"]["std"], work_dir, checkpoint,
-            Path(work_dir) / "qat_metrics.csv", meta, log=log)
+def quantize_original_step(stage: QuantizeStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> dict:
+    """The 8-bit (or n-bit) original: PTQ with calibrated activations, optional short QAT, logits.
+
+    inputs: original (checkpoint), meta; outputs: checkpoint, logits (npz), work_dir (QAT's).
+    """
+    cache_dir = _cache_dir(inputs)
+    calibration, _ = data_lib.sample_split(cache_dir, "train", int(stage.calibration_images))
+    model = quantize_original(inputs["original"], int(stage.weight_bits), int(stage.act_bits), calibration, log=log)
+    source = load_checkpoint(inputs["original"])["meta"]
+    meta = network_meta("twin", source["model_cfg"], source["data_meta"], model.spec, role="original_quant")
+    if int(stage.qat_epochs) > 0:
+        cfg = stage.fit_config()
+        train_set, val_set = training_datasets(cache_dir, meta["data_meta"], cfg.get("augment"))
+        fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
+        fit(model, train_set, val_set, cfg, meta["data_meta"]["mean"], meta["data_meta"]["std"], outputs["work_dir"],
+            outputs["checkpoint"], Path(outputs["work_dir"]) / "qat_metrics.csv", meta, log=log,
+            fingerprint=fingerprint)
     else:
-        save_checkpoint(checkpoint, {"state_dict": model.state_dict(), "meta": meta})
-    model = load_trained(checkpoint)
-    arrays = {}
-    dm = meta["data_meta"]
-    for split in ("val", "test"):
-        images, labels = data_lib.load_split(cache_dir, split)
-        logits = predict_logits(model, images, dm["mean"], dm["std"], out_size=dm["image_size"])
-        arrays[f"{split}_logits"], arrays[f"{split}_labels"] = logits, labels.astype(np.int64)
-        arrays[f"{split}_accuracy"] = np.float64((logits.argmax(1) == labels).mean())
-    Path(logits_npz).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(logits_npz, **arrays)
-    return {k: float(v) for k, v in arrays.items() if k.endswith("accuracy")}
+        save_checkpoint(outputs["checkpoint"], {"state_dict": model.state_dict(), "meta": meta})
+    return save_logits(outputs["checkpoint"], cache_dir, outputs["logits"], device=stage.device)
 
 
-def export_step(checkpoint, cache_dir, onnx_out, check_csv, n_images: int = 16) -> dict:
-    """QONNX export and the check that QONNX execution predicts as PyTorch does on real test images."""
+def export_step(stage: ExportStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """QONNX export and the check that QONNX execution predicts as PyTorch does on real test images.
+
+    inputs: checkpoint, meta; outputs: onnx, check (CSV).
+    """
+    checkpoint = inputs["checkpoint"]
     model = load_trained(checkpoint)
     meta = load_checkpoint(checkpoint)["meta"]["data_meta"]
-    export_qonnx_model(model, meta, onnx_out)
-    images, labels = data_lib.sample_split(cache_dir, "test", n_images)
-    row = check_export(model, meta, onnx_out, images, labels)
-    pd.DataFrame([row]).to_csv(check_csv, index=False)
+    export_qonnx_model(model, meta, outputs["onnx"])
+    images, labels = data_lib.sample_split(_cache_dir(inputs), "test", int(stage.check_images))
+    row = check_export(model, meta, outputs["onnx"], images, labels)
+    pd.DataFrame([row]).to_csv(outputs["check"], index=False)
     if row["prediction_agreement"] < 1.0:
         raise RuntimeError(f"QONNX export of {checkpoint} disagrees with PyTorch on "
                            f"{1 - row['prediction_agreement']:.1%} of {row['images']} test images")
     return row
 
 
-def prepare_step(onnx_path, out_dir, cache_dir, check_csv, n_images: int = 64, min_agreement: float = 0.95) -> dict:
+def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict:
     """FINN front end; checks the streamlined graph (integer thresholds, host scale) against QONNX.
+
+    inputs: onnx, meta; outputs: dataflow (its folder holds the FINN build), check (CSV).
 
     The check runs both graphs on ``n_images`` labelled test images and writes their prediction
     agreement and both accuracies to ``check_csv``; below ``min_agreement`` the build stops (a
@@ -92,8 +84,10 @@ def prepare_step(onnx_path, out_dir, cache_dir, check_csv, n_images: int = 64, m
     pad with -1 in the twin (``twindnn.models.BipolarPad``) as in FINN's XNOR layers. Before
     that, a CIFAR-10 W1A1 twin with zero padding agreed on only 87.5 % of 64 images.
     """
+    onnx_path, out_dir, check_csv = inputs["onnx"], Path(outputs["dataflow"]).parent, outputs["check"]
+    min_agreement = float(stage.min_agreement)
     dataflow = prepare_network(onnx_path, out_dir)
-    images, labels = data_lib.sample_split(cache_dir, "test", n_images)
+    images, labels = data_lib.sample_split(_cache_dir(inputs), "test", int(stage.check_images))
     scale = json.loads((Path(out_dir) / "host_output_scale.json").read_text())
     ref = qonnx_logits(onnx_path, images)
     streamlined = Path(out_dir) / "build" / "intermediate_models" / "step_residual_streamline.onnx"
@@ -114,27 +108,29 @@ def prepare_step(onnx_path, out_dir, cache_dir, check_csv, n_images: int = 64, m
     return row
 
 
-def _design_point(points: pd.DataFrame, dp: dict) -> pd.Series:
-    rows = points[points["gate"] == dp["gate"]]
+def _design_point(points: pd.DataFrame, gate: str, target: float) -> pd.Series:
+    rows = points[points["gate"] == gate]
     if rows.empty:
         rows = points[points["gate"] != "oracle"]
-    i = (rows["target_value"].astype(float) - float(dp["target_value"])).abs().idxmin()
+    i = (rows["target_value"].astype(float) - float(target)).abs().idxmin()
     return rows.loc[i]
 
 
-def colocate_step(config: dict, board_name: str, twin: str, twin_dataflow, original_dataflow, operating_points,
-                  twin_logits, original_logits, out_designs, out_system, out_folding_twin,
-                  out_folding_original, out_folding_alone, log=sys.stderr) -> pd.DataFrame:
+def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin: str, log=sys.stderr) -> str:
     """Folding ladders of both networks on one board, the co-location search, the system table,
-    and the folding configs of the design point (co-located twin + original, original alone)."""
-    hw = hw_config(config)
+    and the folding configs of the design point (co-located twin + original, original alone).
+
+    inputs: twin_dataflow, original_dataflow, operating_points, twin_logits, original_logits;
+    outputs: designs, system, folding_twin, folding_original, folding_original_alone.
+    """
+    board_name = stage.board
     board = load_board(board_name)
-    util = float(hw["utilization"])
+    util = float(stage.utilization)
     ladders = {}
-    for role, path in (("twin", twin_dataflow), ("original", original_dataflow)):
-        model = co.specialize(path, board["part"])
-        df, models = co.folding_ladder(model, board, float(hw["fps_start"]), float(hw["fps_factor"]),
-                                       mvau_wwidth_max=int(hw["mvau_wwidth_max"]), utilization=util)
+    for role in ("twin", "original"):
+        model = co.specialize(inputs[f"{role}_dataflow"], board["part"])
+        df, models = co.folding_ladder(model, board, float(stage.fps_start), float(stage.fps_factor),
+                                       mvau_wwidth_max=int(stage.mvau_wwidth_max), utilization=util)
         df.insert(0, "network", role)
         ladders[role] = (df, models)
         print(f"{board_name} {role}: {len(df)} foldings, up to {df['estimated_throughput_fps'].max():.0f} FPS "
@@ -144,14 +140,14 @@ def colocate_step(config: dict, board_name: str, twin: str, twin_dataflow, origi
     designs.insert(1, "twin", twin)
     designs["budget_utilization"] = util
     designs["source"] = SOURCE_ESTIMATE
-    designs.to_csv(out_designs, index_label="design")
+    designs.to_csv(outputs["designs"], index_label="design")
 
-    with np.load(twin_logits) as t, np.load(original_logits) as o:
+    with np.load(inputs["twin_logits"]) as t, np.load(inputs["original_logits"]) as o:
         tl, ol = dict(t), dict(o)
-    pts = operating_points_with(tl, ol, pd.read_csv(operating_points))
-    table = system_rows(board, twin, ladders["twin"][0].reset_index(drop=True),
+    pts = rescore_operating_points(tl, ol, pd.read_csv(inputs["operating_points"]))
+    table = co.system_rows(board, twin, ladders["twin"][0].reset_index(drop=True),
                         ladders["original"][0].reset_index(drop=True), pts, util)
-    table.to_csv(out_system, index=False)
+    table.to_csv(outputs["system"], index=False)
 
     fitting = table[table["fits"].astype(bool)]
     if fitting.empty:
@@ -160,26 +156,54 @@ def colocate_step(config: dict, board_name: str, twin: str, twin_dataflow, origi
               "building their slowest foldings (see fits_budget in the resource table)", file=log)
         twin_i, orig_i = 0, 0
     else:
-        dp = _design_point(fitting, hw["design_point"])
+        dp = _design_point(fitting, stage.design_gate, stage.design_target)
         twin_i, orig_i = int(dp["twin_design"]), int(dp["original_design"])
         print(f"design point: {dp['gate']} target {dp['target_value']}, f={dp['forwarded_fraction']:.3f}, "
               f"TwinDNN {dp['twindnn_fps']:.0f} FPS vs original alone {dp['original_alone_fps']:.0f} FPS "
               "(FINN+ estimates)", file=log)
-    co.save_folding(ladders["twin"][1][twin_i], out_folding_twin)
-    co.save_folding(ladders["original"][1][orig_i], out_folding_original)
+    co.save_folding(ladders["twin"][1][twin_i], outputs["folding_twin"])
+    co.save_folding(ladders["original"][1][orig_i], outputs["folding_original"])
     alone = co.best_single(ladders["original"][0].reset_index(drop=True), board, util)
-    co.save_folding(ladders["original"][1][alone["design"] if alone else 0], out_folding_alone)
-    return table
+    co.save_folding(ladders["original"][1][alone["design"] if alone else 0], outputs["folding_original_alone"])
+    return table.to_string(index=False)
 
 
-def build_step(config: dict, board_name: str, dataflow_onnx, folding_json, out_dir, out_json) -> dict:
-    """One network's FINN+ build on one board (estimates; with hardware.vivado the bitstream too)."""
-    hw = hw_config(config)
-    board = load_board(board_name)
-    est = build_network(dataflow_onnx, out_dir, board, folding_json, vivado=bool(hw["vivado"]))
-    est["board"] = board_name
+def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """One network's FINN+ build on one board (estimates; with hardware.vivado the bitstream too).
+
+    inputs: dataflow, folding; outputs: estimates (JSON), build_dir.
+    """
+    board = load_board(stage.board)
+    out_dir = Path(outputs["build_dir"])
+    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado))
+    est["board"] = stage.board
     est["budget"] = board["resources"]
     est["source"] = SOURCE_ESTIMATE
-    est["deploy_dir"] = str(Path(out_dir) / "deploy") if hw["vivado"] else None
-    Path(out_json).write_text(json.dumps(est, indent=2))
-    return est
+    est["deploy_dir"] = str(out_dir / "deploy") if stage.vivado else None
+    Path(outputs["estimates"]).write_text(json.dumps(est, indent=2))
+    return {k: v for k, v in est.items() if k != "layers"}
+
+
+def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """Time one deployed accelerator on its board over SSH. inputs: estimates, meta; outputs: report."""
+    from .board_timing import run_on_board
+
+    est = json.loads(Path(inputs["estimates"]).read_text())
+    images, labels = data_lib.load_split(_cache_dir(inputs), "test")
+    scale = (est.get("host_output") or {}).get("logit_scale", 1.0)
+    row = run_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
+                       user=stage.user, batch_size=int(stage.batch_size), logit_scale=scale)
+    row["estimated_throughput_fps"] = est["estimated_throughput_fps"]
+    Path(outputs["report"]).write_text(json.dumps(row, indent=2))
+    return row
+
+
+def tables_step(stage: TablesStage, inputs: Mapping, outputs: Mapping) -> str:
+    """Resource, FPS (estimated / measured) and headline tables, and the accuracy-vs-throughput figure."""
+    res = tables.resource_table(list(inputs["builds"]))
+    res.to_csv(outputs["resources"], index=False)
+    tables.fps_table(res, list(inputs["board_reports"]), list(inputs["checks"])).to_csv(outputs["fps"], index=False)
+    head = tables.headline_table(list(inputs["systems"]))
+    head.to_csv(outputs["headline"], index=False)
+    tables.accuracy_vs_throughput_figure(head, outputs["figure"], gate=stage.gate)
+    return head.to_string(index=False)

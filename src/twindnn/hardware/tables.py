@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cascade import DEFAULT_GATE
 from .system_model import SOURCE_ESTIMATE, SOURCE_MEASURED
 
 RES = ("LUT", "DSP", "BRAM_18K", "URAM")
@@ -100,7 +101,7 @@ def headline_table(system_csvs: list) -> pd.DataFrame:
     return df[[c for c in HEADLINE if c in df.columns]]
 
 
-def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = "max_softmax") -> None:
+def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE) -> None:
     """Accuracy vs system throughput per board, for one gate (the paper's by default): TwinDNN
     (parallel) and Big/Little (sequential) through the gate's operating points, the oracle gate,
     each twin alone and the original alone. One colour per twin."""

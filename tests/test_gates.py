@@ -14,11 +14,13 @@ def _numpy_reference(logits: np.ndarray) -> dict[str, np.ndarray]:
     log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
     p = np.exp(log_p)
     top2 = np.sort(p, axis=1)[:, -2:]
-    return {"max_softmax": p.max(axis=1), "margin": top2[:, 1] - top2[:, 0], "entropy": (p * log_p).sum(axis=1)}
+    raw2 = np.sort(z, axis=1)[:, -2:]
+    return {"max_softmax": p.max(axis=1), "margin": top2[:, 1] - top2[:, 0], "entropy": (p * log_p).sum(axis=1),
+            "logit_margin": raw2[:, 1] - raw2[:, 0]}
 
 
 def test_registry_order_and_default():
-    assert cascade.gate_names() == ["max_softmax", "margin", "entropy"]
+    assert cascade.gate_names() == ["max_softmax", "margin", "entropy", "logit_margin"]
     assert cascade.DEFAULT_GATE == "max_softmax"
     assert list(cascade.GATES) == cascade.gate_names()
     assert all(g.name == name and g.description for name, g in cascade.GATES.items())

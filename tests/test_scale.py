@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from twindnn import data
+from twindnn import config, data
 from twindnn.benchmark import benchmark_training
 from twindnn.launch import run_training
 from test_train import CONFIG
@@ -26,12 +26,12 @@ def cache(idx_dataset, tmp_path):
 
 def test_ddp_two_processes(cache, tmp_path):
     """gpus=2 launches torchrun; on the CPU the two ranks train with gloo and one checkpoint is written."""
-    config = copy.deepcopy(CONFIG)
-    config["original"]["training"]["epochs"] = 1
-    paths = {"cache_dir": cache, "checkpoint": tmp_path / "m.pt", "metrics": tmp_path / "m.csv",
-             "work_dir": tmp_path / "work"}
+    cfg = copy.deepcopy(CONFIG)
+    cfg["original"]["training"]["epochs"] = 1
+    inputs = {"meta": cache / "meta.json"}
+    outputs = {"checkpoint": tmp_path / "m.pt", "metrics": tmp_path / "m.csv", "work_dir": tmp_path / "work"}
     with open(tmp_path / "log.txt", "w") as log:
-        run_training("original", config, paths, gpus=2, log=log)
+        run_training(config.train_original_stage(cfg), inputs, outputs, gpus=2, log=log)
     metrics = pd.read_csv(tmp_path / "m.csv")
     assert metrics["world_size"].tolist() == [2]
     assert (tmp_path / "m.pt").exists()
@@ -81,20 +81,20 @@ def test_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
     """config/imagenet.yaml's data path, shrunk: flat val sorted, 256->224-style crops, DAG to the tables."""
     wnids = ["n01440764", "n01443537", "n01484850", "n01491361"]
     _imagenet_folder(tmp_path / "in", wnids, per_class=12, val_per_class=4)
-    config = yaml.safe_load((ROOT / "config" / "imagenet.yaml").read_text())
-    config["run_name"] = "imagenet_small"
-    config["results_dir"] = str(tmp_path / "results")
-    config["dataset"].update(root=str(tmp_path / "in"), imagenet_val_ground_truth=str(tmp_path / "in" / "LOC_val_solution.csv"),
+    cfg = yaml.safe_load((ROOT / "config" / "imagenet.yaml").read_text())
+    cfg["run_name"] = "imagenet_small"
+    cfg["results_dir"] = str(tmp_path / "results")
+    cfg["dataset"].update(root=str(tmp_path / "in"), imagenet_val_ground_truth=str(tmp_path / "in" / "LOC_val_solution.csv"),
                              resize_short=40, image_size=40, input_size=32, val_fraction=0.2, class_subset=4)
-    config["original"]["model_kwargs"] = {"channels": [8, 8, 8, 8]}
+    cfg["original"]["model_kwargs"] = {"channels": [8, 8, 8, 8]}
     for section in ("original", "twin"):
-        config[section]["training"].update(epochs=1, batch_size=8)
-    config["twins"] = {"w1a1": config["twins"]["w1a1"]}
-    config.pop("hardware")  # the FPGA half has its own tests
-    config["compute"].update(num_workers=0, gpus=0, data_workers=1)
-    config["throughput"].update(batch_size=8, repeats=1, warmup=0, forwarded_fractions=[0.0, 1.0])
+        cfg[section]["training"].update(epochs=1, batch_size=8)
+    cfg["twins"] = {"w1a1": cfg["twins"]["w1a1"]}
+    cfg.pop("hardware")  # the FPGA half has its own tests
+    cfg["compute"].update(num_workers=0, gpus=0, data_workers=1)
+    cfg["throughput"].update(batch_size=8, repeats=1, warmup=0, forwarded_fractions=[0.0, 1.0])
     path = tmp_path / "imagenet_small.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(cfg))
     result = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", str(path), "--cores", "2"],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -1,14 +1,22 @@
+import copy
+import json
+import io as _io
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from twindnn import data, pipeline
+from twindnn import config, data, pipeline
 from twindnn.train import cosine_lr, distillation_loss
 
-CONFIG = {
+CONFIG = config.validated({
     "run_name": "t",
     "dataset": {"name": "fashion_mnist", "image_size": 28, "val_fraction": 0.25},
     "original": {"model": "resnet18", "model_kwargs": {"channels": [8, 8, 8, 8]},
@@ -17,8 +25,22 @@ CONFIG = {
     "twins": {"w1a2": {"weight_bits": 1, "act_bits": 2}},
     "twin": {"training": {"epochs": 2, "batch_size": 16, "optimizer": "adamw", "lr": 0.002,
                           "augment": "crop", "distill_alpha": 0.5}},
+    "cascade": {}, "throughput": {},
     "compute": {"device": "cpu", "num_workers": 0, "seed": 3},
-}
+})
+
+
+def io(cache, out, original=None):
+    """(inputs, outputs) of a training step writing into ``out``."""
+    inputs = {"meta": cache / "meta.json", **({"original": original} if original else {})}
+    return inputs, {"checkpoint": out / "m.pt", "metrics": out / "m.csv", "work_dir": out / "work"}
+
+
+def train_original(cache, out, log, edit=None, **kwargs):
+    cfg = copy.deepcopy(CONFIG)
+    if edit:
+        edit(cfg)
+    return pipeline.train_original(config.train_original_stage(cfg), *io(cache, out), log=log, **kwargs)
 
 
 @pytest.fixture
@@ -43,13 +65,20 @@ def test_distillation_loss_hand_case():
     assert math.isclose(distillation_loss(student, None, labels, 0.5, 2.0).item(), math.log(2), rel_tol=1e-6)
 
 
-def test_resume_after_kill_matches_uninterrupted_run(cache, tmp_path):
+def test_resumed_run_starts_at_the_checkpoint_and_matches_an_uninterrupted_one(cache, tmp_path):
     full, part = tmp_path / "full", tmp_path / "part"
-    pipeline.train_original(CONFIG, cache, full / "m.pt", full / "m.csv", full / "work")
-    # a run killed after its first epoch, then re-run: it resumes from work/last.pt
-    pipeline.train_original(CONFIG, cache, part / "m.pt", part / "m.csv", part / "work", stop_after_epoch=1)
+    train_original(cache, full, _io.StringIO())
+    # a run stopped after its first epoch, then re-run: it resumes from work/last.pt
+    first = _io.StringIO()
+    train_original(cache, part, first, stop_after_epoch=1)
     assert not (part / "m.pt").exists() and len(pd.read_csv(part / "m.csv")) == 1
-    pipeline.train_original(CONFIG, cache, part / "m.pt", part / "m.csv", part / "work")
+    epoch1 = pd.read_csv(part / "m.csv")
+    log = _io.StringIO()
+    history = train_original(cache, part, log)
+    assert f"resuming from {part / 'work' / 'last.pt'} after epoch 1" in log.getvalue()
+    assert "epoch 1/3" not in log.getvalue() and "epoch 2/3" in log.getvalue()
+    # epoch 1 was not re-trained: its row (wall time included) is the stopped run's
+    assert history[0]["epoch_seconds"] == pytest.approx(epoch1["epoch_seconds"][0], rel=1e-12)
     a, b = pd.read_csv(full / "m.csv"), pd.read_csv(part / "m.csv")
     cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
     pd.testing.assert_frame_equal(a[cols], b[cols])
@@ -57,14 +86,90 @@ def test_resume_after_kill_matches_uninterrupted_run(cache, tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_checkpoint_of_another_config_is_not_resumed(cache, tmp_path):
+    train_original(cache, tmp_path, _io.StringIO(), stop_after_epoch=1)
+    log = _io.StringIO()
+    history = train_original(cache, tmp_path, log, edit=lambda c: c["original"]["training"].update(lr=0.02))
+    assert "not resuming" in log.getvalue() and "training from scratch" in log.getvalue()
+    assert [r["epoch"] for r in history] == [1, 2, 3] and "epoch 1/3" in log.getvalue()
+    # and a changed architecture (a bad resume would fail on the weights' shapes) also starts fresh
+    log = _io.StringIO()
+    train_original(cache, tmp_path / "w", _io.StringIO(), stop_after_epoch=1)
+    train_original(cache, tmp_path / "w", log,
+                   edit=lambda c: c["original"].update(model_kwargs={"channels": [8, 8, 16, 16]}))
+    assert "not resuming" in log.getvalue()
+
+
+def test_unreadable_checkpoint_names_its_path_and_the_fix(cache, tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=r"last\.pt.*Delete it"):
+        train_original(cache, tmp_path, _io.StringIO())
+
+
+def test_twin_restarts_when_its_original_changes(cache, tmp_path):
+    train_original(cache, tmp_path / "o", _io.StringIO())
+    stage = config.train_twin_stage(CONFIG, "w1a2")
+    inputs, outputs = io(cache, tmp_path / "t", original=tmp_path / "o" / "m.pt")
+    pipeline.train_twin(stage, inputs, outputs, log=_io.StringIO(), stop_after_epoch=1)
+    log = _io.StringIO()
+    pipeline.train_twin(stage, inputs, outputs, log=log, stop_after_epoch=1)  # same original: resumes
+    assert "resuming from" in log.getvalue()
+    train_original(cache, tmp_path / "o", _io.StringIO(), edit=lambda c: c["compute"].update(seed=4))  # retrained
+    log = _io.StringIO()
+    pipeline.train_twin(stage, inputs, outputs, log=log)
+    assert "not resuming" in log.getvalue()
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_result(cache, tmp_path):
+    """SIGKILL during epoch 2 (as a cluster's time limit would), then the same job again."""
+    cfg = copy.deepcopy(CONFIG)
+    cfg["original"]["training"].update(epochs=3, batch_size=4)
+    stage = config.train_original_stage(cfg)
+    pipeline.train_original(stage, *io(cache, tmp_path / "full"), log=_io.StringIO())
+
+    inputs, outputs = io(cache, tmp_path / "part")
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"stage": stage.to_params(), "inputs": {k: str(v) for k, v in inputs.items()},
+                               "outputs": {k: str(v) for k, v in outputs.items()}}))
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "twindnn.cli", "train", "--job", str(job)],
+                                stdout=log, stderr=log)
+    last = outputs["work_dir"] / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not outputs["checkpoint"].exists()
+    saved_epoch = torch.load(last, weights_only=False)["epoch"] + 1
+    assert saved_epoch < 3
+
+    log = _io.StringIO()
+    pipeline.train_original(stage, inputs, outputs, log=log)
+    assert f"after epoch {saved_epoch}" in log.getvalue()
+    a, b = pd.read_csv(tmp_path / "full" / "m.csv"), pd.read_csv(outputs["metrics"])
+    cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    sa, sb = torch.load(tmp_path / "full" / "m.pt")["state_dict"], torch.load(outputs["checkpoint"])["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_fewer_images_than_one_batch_is_an_error(cache, tmp_path):
+    with pytest.raises(data.DatasetError, match="fewer than one batch of 64"):
+        train_original(cache, tmp_path, _io.StringIO(),
+                       edit=lambda c: c["original"]["training"].update(batch_size=64))
+
+
 def test_twin_trains_from_original_and_saves_logits(cache, tmp_path):
-    pipeline.train_original(CONFIG, cache, tmp_path / "o.pt", tmp_path / "o.csv", tmp_path / "wo")
-    history = pipeline.train_twin(CONFIG, "w1a2", cache, tmp_path / "o.pt", tmp_path / "t.pt", tmp_path / "t.csv",
-                                  tmp_path / "wt")
+    train_original(cache, tmp_path / "o", _io.StringIO())
+    inputs, outputs = io(cache, tmp_path / "t", original=tmp_path / "o" / "m.pt")
+    history = pipeline.train_twin(config.train_twin_stage(CONFIG, "w1a2"), inputs, outputs, log=_io.StringIO())
     assert len(history) == 2 and all(np.isfinite(r["train_loss"]) for r in history)
-    acc = pipeline.save_logits(CONFIG, tmp_path / "t.pt", cache, tmp_path / "t.npz", device="cpu")
+    acc = pipeline.logits(config.logits_stage(CONFIG), {"checkpoint": outputs["checkpoint"], "meta": inputs["meta"]},
+                          {"logits": tmp_path / "t.npz"})
     with np.load(tmp_path / "t.npz") as z:
         assert z["test_logits"].shape == (20, 10) and z["val_logits"].shape == (15, 10)
         assert np.isclose(acc["test_accuracy"], (z["test_logits"].argmax(1) == z["test_labels"]).mean())
-    with pytest.raises(KeyError, match="not in config"):
-        pipeline.train_twin(CONFIG, "w9a9", cache, tmp_path / "o.pt", tmp_path / "x.pt", tmp_path / "x.csv", tmp_path)
+    with pytest.raises(config.ConfigError, match="not in twins"):
+        config.train_twin_stage(CONFIG, "w9a9")

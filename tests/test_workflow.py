@@ -4,8 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,90 @@ def test_rerun_is_up_to_date_and_report_renders(tiny_run, tmp_path):
     snakemake(*args, "--report", str(report))
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 10_000 and "summary" in html
+
+
+def scheduled(result) -> dict[str, int]:
+    """Rule -> job count from a dry run's "Job stats" table."""
+    text = result.stdout + result.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def edited_config(tmp_path, run, edit, name="edited.yaml") -> Path:
+    config = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
+    config["results_dir"] = str(run.parent)
+    edit(config)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_new_board_and_gate_schedule_no_training_quantization_export_or_prepare(tiny_run, tmp_path):
+    run, _ = tiny_run
+
+    def add_board(c):
+        c["hardware"]["boards"].append("U250")
+        c["compute"]["mem_mb"] = 4000  # a scheduler's request: changes no result
+    jobs = scheduled(snakemake("-n", "--configfile", str(edited_config(tmp_path, run, add_board))))
+    assert jobs.keys() <= {"hw_colocate", "hw_build", "hw_tables", "compare_anchors", "report_tables", "all"}, jobs
+    assert jobs["hw_colocate"] == 1 and jobs["hw_build"] == 3  # the new board's jobs only
+
+    def add_board_and_gate(c):
+        add_board(c)
+        c["cascade"]["gates"].append("logit_margin")
+    jobs = scheduled(snakemake("-n", "--configfile", str(edited_config(tmp_path, run, add_board_and_gate, "g.yaml"))))
+    # the new gate's sweeps, and what reads them: the co-location search picks among operating points
+    assert jobs["cascade"] == 2 and "hw_colocate" in jobs, jobs
+    never = {"prepare_data", "train_original", "train_twin", "hw_quantize_original", "hw_export", "hw_prepare",
+             "logits_original", "logits_twin", "throughput"}
+    assert not never & jobs.keys(), jobs
+
+
+@pytest.mark.slow
+def test_same_config_with_keys_reordered_schedules_nothing(tiny_run, tmp_path):
+    run, _ = tiny_run
+
+    def reverse(node):
+        return {k: reverse(node[k]) for k in reversed(list(node))} if isinstance(node, dict) else node
+    path = edited_config(tmp_path, run, lambda c: None)
+    path.write_text(yaml.safe_dump(reverse(yaml.safe_load(path.read_text())), sort_keys=False))
+    assert scheduled(snakemake("-n", "--configfile", str(path))) == {}
+
+
+@pytest.mark.slow
+def test_two_runs_with_one_seed_give_identical_logits(tiny_run, tmp_path):
+    run, _ = tiny_run
+    again = tmp_path / "again"
+    targets = [str(again / "tiny" / "logits" / f) for f in ("original.npz", "twin_w1a1.npz", "twin_t2a2.npz")]
+    snakemake("--configfile", "config/tiny.yaml", "--config", f"results_dir={again}", "--cores", "2", *targets)
+    for name in ("original.npz", "twin_w1a1.npz", "twin_t2a2.npz"):
+        with np.load(run / "logits" / name) as a, np.load(again / "tiny" / "logits" / name) as b:
+            assert a.files == b.files
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
+
+
+@pytest.mark.slow
+def test_changed_learning_rate_retrains_the_original_and_then_the_twins(tiny_run, tmp_path):
+    """Last of the tiny_run tests: it re-runs part of the run under another config."""
+    run, _ = tiny_run
+    before = {n: torch.load(run / "models" / f"{n}.pt", weights_only=False)
+              for n in ("original", "twin_w1a1", "twin_t2a2")}
+    path = edited_config(tmp_path, run, lambda c: c["original"]["training"].update(lr=0.05))
+    jobs = scheduled(snakemake("-n", "--configfile", str(path)))
+    assert jobs["train_original"] == 1 and jobs["train_twin"] == 2
+    snakemake("--configfile", str(path), "--cores", "2", *(str(run / "models" / f"{n}.pt") for n in before))
+    after = {n: torch.load(run / "models" / f"{n}.pt", weights_only=False) for n in before}
+    for name in before:
+        old, new = before[name]["state_dict"], after[name]["state_dict"]
+        assert any(not torch.equal(old[k], new[k]) for k in old), f"{name} kept its old weights"
+        assert before[name]["fingerprint"] != after[name]["fingerprint"]
+    for twin in ("w1a1", "t2a2"):
+        log = (run / "logs" / f"train_twin_{twin}.log").read_text()
+        assert "not resuming" in log, f"twin {twin} resumed from the old original"
 
 
 def test_lint_clean():

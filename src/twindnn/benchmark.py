@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from . import data as data_lib
 from .models import Normalize, TwinSpec, build_model, create_twin
-from .pipeline import _input_meta
+from .config import validated
+from .pipeline import input_meta
 from .train import CachedImages, _autocast, make_optimizer, pick_device
 
 
@@ -61,7 +62,7 @@ def _rate(model, optimizer, batches, device, normalize, channels_last, steps, wa
 
 def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3, twin: str | None = None,
                        device: str = "auto") -> pd.DataFrame:
-    meta = _input_meta(config, data_lib.load_meta(cache_dir))
+    meta = input_meta(data_lib.load_meta(cache_dir), config["dataset"].get("input_size"))
     device = pick_device(device)
     images, labels = data_lib.load_split(cache_dir, "train")
     section = config["original"]
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="also write the table as CSV")
     args = parser.parse_args(argv)
     with open(args.config) as f:
-        config = yaml.safe_load(f)
+        config = validated(yaml.safe_load(f))
     if args.num_workers is not None:
         config.setdefault("compute", {})["num_workers"] = args.num_workers
     for section in ("original", "twin"):

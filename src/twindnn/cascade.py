@@ -105,6 +105,13 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     return (z.exp() * z).sum(dim=1) / total - total.log()
 
 
+@register_gate("logit_margin", "top-1 minus top-2 raw logit")
+def logit_margin(logits: torch.Tensor) -> torch.Tensor:
+    """Top-1 minus top-2 raw logit, no softmax: the gate of the authors' FPGA code (see shared PAPER notes)."""
+    top2 = logits.topk(2, dim=1).values
+    return top2[:, 0] - top2[:, 1]
+
+
 DEFAULT_GATE = next(iter(GATES))
 
 

@@ -58,6 +58,33 @@ def schema_with_gates(schema: dict) -> dict:
     return schema
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def validated(config: dict, schema_path: str | Path = SCHEMA) -> dict:
+    """Validate ``config`` in place with Snakemake's own ``validate`` (which fills in the schema's
+    defaults), the gate enums read from the registry, then :func:`check`. Returns ``config``.
+
+    The workflow calls this before any job runs (``workflow/rules/common.smk``); tests and
+    notebooks call it to get the config a workflow would see.
+    """
+    import os
+    import tempfile
+
+    import yaml
+    from snakemake.utils import validate
+
+    schema = schema_with_gates(yaml.safe_load(Path(schema_path).read_text()))
+    with tempfile.NamedTemporaryFile("w", suffix=".schema.yaml", delete=False) as f:
+        yaml.safe_dump(schema, f)
+    try:
+        validate(config, schema=f.name)
+    finally:
+        os.unlink(f.name)
+    check(config)
+    return config
+
+
 def check(config: dict) -> None:
     """Checks across keys, after schema validation; each error names the key and the fix."""
     problems = []

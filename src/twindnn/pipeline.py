@@ -36,6 +36,13 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
 
 
+def input_meta(data_meta: dict, input_size: int | None = None) -> dict:
+    """Dataset facts a network is built from; ``input_size`` crops the cached images (ImageNet)."""
+    meta = {k: data_meta[k] for k in ("num_classes", "channels", "image_size", "mean", "std", "dataset")}
+    meta["image_size"] = int(input_size or data_meta["image_size"])
+    return meta
+
+
 def training_datasets(cache_dir, data_meta: dict, augment: str | None) -> tuple[CachedImages, CachedImages]:
     """(train, val) datasets of the cache, at the network's input size."""
     size = data_meta["image_size"]
@@ -74,9 +81,7 @@ def save_logits(checkpoint, cache_dir, out_npz, device: str = "auto") -> dict:
 def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
     """inputs: meta (the dataset cache's meta.json); outputs: checkpoint, metrics, work_dir."""
     cache_dir = Path(inputs["meta"]).parent
-    data_meta = data_lib.load_meta(cache_dir)
-    meta_in = {k: data_meta[k] for k in ("num_classes", "channels", "image_size", "mean", "std", "dataset")}
-    meta_in["image_size"] = int(stage.input_size or data_meta["image_size"])
+    meta_in = input_meta(data_lib.load_meta(cache_dir), stage.input_size)
     cfg = stage.fit_config()
     torch.manual_seed(stage.seed)
     model = build_model("original", stage.model, meta_in)

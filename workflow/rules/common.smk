@@ -1,29 +1,11 @@
 # Shared helpers: config validation, wildcard constraints, input/param functions. No rules here.
-import os
 import re
-import tempfile
-
-import yaml
-from snakemake.utils import validate
 
 from twindnn import config as cfg
 
-
-def validate_config():
-    """Schema validation (the schema is the only home of defaults), with the gate enums read
-    from twindnn.cascade's registry, then the checks across keys; both before any job runs."""
-    with open(f"{workflow.basedir}/workflow/schemas/config.schema.yaml") as f:
-        schema = cfg.schema_with_gates(yaml.safe_load(f))
-    with tempfile.NamedTemporaryFile("w", suffix=".schema.yaml", delete=False) as f:
-        yaml.safe_dump(schema, f)
-    try:
-        validate(config, schema=f.name)
-    finally:
-        os.unlink(f.name)
-    cfg.check(config)
-
-
-validate_config()
+# The schema (the only home of defaults; gate enums from twindnn.cascade's registry), then the
+# checks across keys: both before any job runs.
+cfg.validated(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 
 RESULTS = f"{config['results_dir']}/{config['run_name']}"
 TWINS = list(config["twins"])

@@ -125,4 +125,5 @@ def test_measure_throughput_records_its_gate():
     assert table.loc[table["model"] == "cascade", "gate"].tolist() == ["entropy"]
     assert table.loc[table["model"] != "cascade", "gate"].isna().all()
     with pytest.raises(ValueError, match="valid gates"):
-        throughput.measure_throughput(Recorder(), Identity(), torch.randn(8, 3), [0.5], batch_size=8, gate="energy")
+        throughput.measure_throughput(Recorder(), Identity(), torch.randn(8, 3), [0.5], batch_size=8, warmup=0, repeats=1,
+                                      gate="energy")

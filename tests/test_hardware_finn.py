@@ -116,7 +116,7 @@ def _layers(prepared, name, board):
     from qonnx.custom_op.registry import getCustomOp
 
     model = co.specialize(prepared[name]["dataflow"], board["part"])
-    folded, summary = co.evaluate_folding(model, board["part"], board["clock_mhz"], 1000)
+    folded, summary = co.evaluate_folding(model, board["part"], board["clock_mhz"], 1000, mvau_wwidth_max=512)
     res = folded.analysis(partial(res_estimation, fpgapart=board["part"]))
     rows = []
     for n in folded.graph.node:
@@ -144,7 +144,8 @@ def test_colocated_design_fits_budget(prepared):
     ladders = {}
     for name in ("twin", "original"):
         model = co.specialize(prepared[name]["dataflow"], board["part"])
-        ladders[name], _ = co.folding_ladder(model, board, start_fps=100, factor=8, max_points=4)
+        ladders[name], _ = co.folding_ladder(model, board, start_fps=100, factor=8, max_points=4, mvau_wwidth_max=512,
+                                              utilization=0.85)
     best = co.best_pair(ladders["twin"], ladders["original"], board, 0.3, "parallel", utilization=0.85)
     assert best is not None
     for r in co.RESOURCES:

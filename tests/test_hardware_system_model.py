@@ -46,15 +46,15 @@ def test_pair_search_respects_budget_and_maximises_system_fps():
     twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)])
     orig = _designs([(50, 5.0, 10, 2), (200, 3.0, 40, 8)])
     # f = 0.25: (400, 200): min(400, 800) = 400 with LUT 80 <= 100; (800, *) needs LUT >= 90 -> (800, 50): min(800, 200)
-    best = best_pair(twin, orig, BOARD, 0.25, "parallel")
+    best = best_pair(twin, orig, BOARD, 0.25, "parallel", utilization=1.0)
     assert (best["twin_design"], best["original_design"]) == (1, 1)
     assert best["system_fps"] == pytest.approx(400)
     assert best["total_LUT"] <= 100 and best["total_DSP"] <= 10
     # at 85 % of the budget (LUT 85) the pair (1, 1) (LUT 80) still fits, (2, 0) (LUT 90) does not
     assert best_pair(twin, orig, BOARD, 0.25, "parallel", utilization=0.85)["system_fps"] == pytest.approx(400)
     # the original alone gets the whole device: its fastest folding that fits
-    assert best_single(orig, BOARD)["estimated_throughput_fps"] == 200
-    assert not fits({"LUT": 101, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD)
+    assert best_single(orig, BOARD, 1.0)["estimated_throughput_fps"] == 200
+    assert not fits({"LUT": 101, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD, 1.0)
     assert math.isinf(system_fps(0.0 + 1e300, 1, 0.0)) is False
 
 

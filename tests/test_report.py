@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from twindnn import cascade, report
+from twindnn.config import CascadeStage, ReportStage
 from twindnn.snakemake_io import redirect_logs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -148,7 +149,14 @@ def test_figures(tmp_path):
 
 
 def _namespace(**items):
-    return SimpleNamespace(**items)
+    from snakemake.iocontainers import Namedlist
+
+    return Namedlist(fromdict=items)
+
+
+def _job(stage, **parts):
+    """What a rule script sees as ``snakemake``: named input/output, params.stage, threads, log."""
+    return SimpleNamespace(params=SimpleNamespace(stage=stage.to_params()), threads=1, **parts)
 
 
 def test_rule_scripts_end_to_end(tmp_path):
@@ -157,11 +165,11 @@ def test_rule_scripts_end_to_end(tmp_path):
         twin, original = _logit_files(10 * seed)
         np.savez(tmp_path / f"twin_{name}.npz", **twin)
         np.savez(tmp_path / f"original_{name}.npz", **original)
-        cascade_job = SimpleNamespace(
+        cascade_job = _job(
+            CascadeStage(gates=["max_softmax", "margin"], targets=[0.5, 0.9]),
             input=_namespace(
                 twin_logits=str(tmp_path / f"twin_{name}.npz"), original_logits=str(tmp_path / f"original_{name}.npz")
             ),
-            params=_namespace(gates=["max_softmax", "margin"], targets=[0.5, 0.9]),
             output=_namespace(
                 sweep=str(tmp_path / "cascade" / f"{name}_sweep.csv"),
                 operating_points=str(tmp_path / "cascade" / f"{name}_operating_points.csv"),
@@ -185,16 +193,15 @@ def test_rule_scripts_end_to_end(tmp_path):
         "fig_confidence": "figures/c.png",
         "fig_accuracy_throughput": "figures/t.png",
     }
-    report_job = SimpleNamespace(
+    report_job = _job(
+        ReportStage(run_name="tiny", twins={t: {} for t in twins}, gate="max_softmax",
+                    config={"run_name": "tiny", "dataset": {"name": "fashion_mnist"}}),
         input=_namespace(
             operating_points=[str(tmp_path / "cascade" / f"{t}_operating_points.csv") for t in twins],
             sweeps=[str(tmp_path / "cascade" / f"{t}_sweep.csv") for t in twins],
             throughput=[str(tmp_path / "throughput" / f"{t}.csv") for t in twins],
             twin_logits=[str(tmp_path / f"twin_{t}.npz") for t in twins],
             data_meta=str(tmp_path / "meta.json"),
-        ),
-        params=_namespace(
-            twins=twins, config={"run_name": "tiny", "dataset": {"name": "fashion_mnist"}}, run_name="tiny"
         ),
         output=_namespace(**{k: str(tmp_path / v) for k, v in out.items()}),
         log=[str(tmp_path / "logs" / "report.log")],

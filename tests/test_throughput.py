@@ -95,9 +95,9 @@ def test_preprocess_and_short_image_sets():
 
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        throughput.measure_throughput(Sleeper(0), Sleeper(0), torch.zeros(2, 3), [1.5], batch_size=2)
+        throughput.measure_throughput(Sleeper(0), Sleeper(0), torch.zeros(2, 3), [1.5], batch_size=2, warmup=0, repeats=1)
     with pytest.raises(ValueError, match="repeats"):
-        throughput.measure_throughput(Sleeper(0), Sleeper(0), torch.zeros(2, 3), [0.5], batch_size=2, repeats=0)
+        throughput.measure_throughput(Sleeper(0), Sleeper(0), torch.zeros(2, 3), [0.5], batch_size=2, warmup=0, repeats=0)
 
 
 def test_describe_device():

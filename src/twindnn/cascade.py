@@ -401,7 +401,7 @@ def run_cascade(
     twin: Mapping,
     original: Mapping,
     gates: Sequence[str] | None = None,
-    targets: Sequence[float] = (0.5, 0.8, 0.9, 0.94),
+    targets: Sequence[float] = (),
     budgets: Sequence[float] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sweep every gate (default: all registered) on val and test, choose thresholds on val, report them on test.

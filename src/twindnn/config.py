@@ -256,10 +256,12 @@ class BoardTimingStage(Stage):
 
 @dataclass(frozen=True)
 class ReportStage(Stage):
-    """report_tables / compare_anchors: the run's name, its twins, and the whole config for provenance."""
+    """report_tables / compare_anchors: the run's name, its twins, the gate its single-gate figures
+    show, and the whole config for provenance."""
 
     run_name: str
     twins: dict
+    gate: str
     config: dict = field(default_factory=dict)
 
 
@@ -351,7 +353,8 @@ def board_timing_stage(config: dict, board: str) -> BoardTimingStage:
 def report_stage(config: dict) -> ReportStage:
     # Where the outputs go is not part of what made them.
     recorded = {k: v for k, v in config.items() if k != "results_dir"}
-    return ReportStage(run_name=config["run_name"], twins=canonical(config["twins"]), config=canonical(recorded))
+    return ReportStage(run_name=config["run_name"], twins=canonical(config["twins"]), gate=config["cascade"]["gates"][0],
+                       config=canonical(recorded))
 
 
 def tables_stage(config: dict) -> TablesStage:

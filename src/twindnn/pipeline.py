@@ -188,10 +188,9 @@ def report_tables(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> str:
                        collect(stage.config, data_meta), title=f"TwinDNN operating points, {where} (test split)")
     report.plot_accuracy_vs_forwarded(_tagged(inputs["sweeps"], twins), outputs["fig_accuracy_forwarded"],
                                       title=f"{where}: test accuracy vs forwarded fraction (cascade sweeps)")
-    gate = stage.config["cascade"]["gates"][0]
     logits = {t: _load_npz(p) for p, t in zip(inputs["twin_logits"], twins)}
-    report.plot_confidence_histograms(logits, outputs["fig_confidence"], gate=gate,
-                                      title=f"{where}: twin confidence ({gate} gate) on test (twin logits)")
+    report.plot_confidence_histograms(logits, outputs["fig_confidence"], gate=stage.gate,
+                                      title=f"{where}: twin confidence ({stage.gate} gate) on test (twin logits)")
     devices = sorted(summary["throughput_device"].unique())
     report.plot_accuracy_vs_throughput(
         summary, outputs["fig_accuracy_throughput"],
@@ -214,7 +213,8 @@ def compare_anchors(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> st
         spec = TwinSpec.from_config(name, entry)
         twin_bits[name] = ("T" if spec.ternary else spec.weight_bits, spec.act_bits)
     headline = pd.read_csv(inputs["fpga_headline"]) if inputs.get("fpga_headline") else None
-    table = report.anchor_table(pd.read_csv(inputs["summary"]), anchors, twin_bits, data_meta["dataset"], headline)
+    table = report.anchor_table(pd.read_csv(inputs["summary"]), anchors, twin_bits, data_meta["dataset"], headline,
+                                gate=stage.gate)
     report.write_table(table, outputs["csv"], outputs["md"], outputs["tex"], collect(stage.config, data_meta),
                        title=f"{stage.run_name}: this run beside the published anchors")
     return table.to_string(index=False)

@@ -53,7 +53,7 @@ def specialize(dataflow_onnx, fpga_part: str):
     return model
 
 
-def evaluate_folding(model, fpga_part: str, clock_mhz: float, target_fps: float, mvau_wwidth_max: int = 36):
+def evaluate_folding(model, fpga_part: str, clock_mhz: float, target_fps: float, mvau_wwidth_max: int):
     """Fold ``model`` for ``target_fps``; (folded model, summary dict of FPS/latency/resources)."""
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
     from finn.analysis.fpgadataflow.res_estimation import res_estimation
@@ -81,8 +81,8 @@ def summarize(model, fpga_part: str, clock_mhz: float, target_fps: float | None 
     return row
 
 
-def folding_ladder(model, board: dict, start_fps: float = 1.0, factor: float = 2.0, max_points: int = 24,
-                   mvau_wwidth_max: int = 36, utilization: float = 1.0) -> tuple[pd.DataFrame, list]:
+def folding_ladder(model, board: dict, start_fps: float, factor: float, max_points: int = 24, *,
+                   mvau_wwidth_max: int, utilization: float) -> tuple[pd.DataFrame, list]:
     """Fold for geometrically rising target FPS until the design stops getting faster or outgrows the board.
 
     Returns (table with one row per distinct design, list of the folded models in that order).
@@ -103,7 +103,7 @@ def folding_ladder(model, board: dict, start_fps: float = 1.0, factor: float = 2
     return pd.DataFrame(rows), models
 
 
-def fits(row, board: dict, utilization: float = 1.0) -> bool:
+def fits(row, board: dict, utilization: float) -> bool:
     """Whether a design's (or a sum of designs') resources fit ``utilization`` of the board's budget."""
     return all(float(row[r]) <= utilization * float(board["resources"].get(r, 0)) + 1e-9 for r in RESOURCES)
 
@@ -129,7 +129,7 @@ def folding_config(model) -> dict:
 
 
 def best_pair(twin_designs: pd.DataFrame, original_designs: pd.DataFrame, board: dict,
-              forwarded_fraction: float, mode: str = "parallel", utilization: float = 1.0) -> dict | None:
+              forwarded_fraction: float, mode: str, utilization: float) -> dict | None:
     """The twin and original foldings that maximise the system FPS while fitting the board together."""
     best = None
     for i, t in twin_designs.iterrows():
@@ -148,7 +148,7 @@ def best_pair(twin_designs: pd.DataFrame, original_designs: pd.DataFrame, board:
     return best
 
 
-def best_single(designs: pd.DataFrame, board: dict, utilization: float = 1.0) -> dict | None:
+def best_single(designs: pd.DataFrame, board: dict, utilization: float) -> dict | None:
     """The fastest folding of one network that fits the board alone (the whole device)."""
     ok = designs[[fits(row, board, utilization) for _, row in designs.iterrows()]]
     if ok.empty:

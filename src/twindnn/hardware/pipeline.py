@@ -19,7 +19,7 @@ from .. import data as data_lib
 from ..cascade import rescore_operating_points
 from ..config import BoardTimingStage, BuildStage, ColocateStage, ExportStage, PrepareStage, QuantizeStage, TablesStage
 from ..models import load_checkpoint, load_trained
-from ..pipeline import file_sha256, network_meta, save_logits, training_datasets
+from ..pipeline import accuracy, file_sha256, network_meta, save_logits, training_datasets
 from ..train import fit, save_checkpoint
 from . import colocate as co
 from . import tables
@@ -93,8 +93,7 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict
     streamlined = Path(out_dir) / "build" / "intermediate_models" / "step_residual_streamline.onnx"
     got = qonnx_logits(streamlined, images) * scale["logit_scale"] + scale["logit_bias"]
     row = {"images": len(images), "prediction_agreement": float((ref.argmax(1) == got.argmax(1)).mean()),
-           "qonnx_accuracy": float((ref.argmax(1) == labels).mean()),
-           "graph_accuracy": float((got.argmax(1) == labels).mean()),
+           "qonnx_accuracy": accuracy(ref, labels), "graph_accuracy": accuracy(got, labels),
            "max_abs_logit_diff": float(np.abs(ref - got).max()), "dataflow_model": str(dataflow)}
     pd.DataFrame([row]).to_csv(check_csv, index=False)
     if row["prediction_agreement"] < min_agreement:

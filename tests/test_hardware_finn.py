@@ -8,8 +8,9 @@ import torch
 
 from twindnn.hardware import colocate as co
 from twindnn.hardware.boards import load_board
+from twindnn.hardware.estimate import EstimatePath, rtl_mvu_dsps
 from twindnn.hardware.export import check_export, export_qonnx_model, quantize_original
-from twindnn.hardware.finn_build import UnmappedNodeError, prepare_network, step_check_all_mapped
+from twindnn.hardware.finn_build import UnmappedNodeError, build_network, prepare_network, step_check_all_mapped
 from twindnn.models import TwinSpec, build_model, create_twin
 from twindnn.train import save_checkpoint
 
@@ -109,22 +110,16 @@ def test_every_node_in_the_dataflow_partition(prepared):
         assert "Shuffle" not in ops  # layout transposes cancelled, not turned into hardware
 
 
-def _layers(prepared, name, board):
-    from functools import partial
-
-    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+def _layers(prepared, name, board, target_fps=1000):
+    """(op type, weight bits, DSP, LUT) of each matrix unit at one folding, and the design's figures."""
     from qonnx.custom_op.registry import getCustomOp
 
-    model = co.specialize(prepared[name]["dataflow"], board["part"])
-    folded, summary = co.evaluate_folding(model, board["part"], board["clock_mhz"], 1000, mvau_wwidth_max=512)
-    res = folded.analysis(partial(res_estimation, fpgapart=board["part"]))
-    rows = []
-    for n in folded.graph.node:
-        if n.op_type.startswith("MVAU"):
-            wdt = getCustomOp(n).get_input_datatype(1)
-            rows.append((n.op_type, wdt.bitwidth(), res[n.name]["DSP"], res[n.name]["LUT"]))
-    return rows, summary
-
+    path = EstimatePath(prepared[name]["dataflow"], board)
+    design = path.evaluate(path.fold(target_fps, 8191))
+    by_name = {n.name: n for n in path.specialized.graph.node}
+    rows = [(lay["op_type"], getCustomOp(by_name[lay["layer"]]).get_input_datatype(1).bitwidth(), lay["DSP"],
+             lay["LUT"]) for lay in design["layers"] if lay["op_type"].startswith("MVAU")]
+    return rows, design
 
 
 def test_resource_types(prepared):
@@ -133,20 +128,66 @@ def test_resource_types(prepared):
     binary = [r for r in twin_rows if r[1] == 1]
     assert binary and all(r[2] == 0 for r in binary)  # XNOR/popcount on LUTs
     assert all(r[3] > 0 for r in binary)
-    orig_rows, summary = _layers(prepared, "original", board)
+    orig_rows, design = _layers(prepared, "original", board, target_fps=100_000)  # PE > 2: lanes matter
     assert all(r[0] == "MVAU_rtl" for r in orig_rows)  # 8-bit signed weights -> RTL MVAU on DSPs
     assert sum(r[2] for r in orig_rows) > 0
-    assert summary["DSP"] > 0
+    assert design["DSP"] > 0 and "LUT not estimated (0): MVAU_rtl" in design["zero_estimated"]
+    # 8-bit x 8-bit on a DSP48E1 (Zynq-7000): the RTL packs 1 + (25 - 1 - 8) // 15 = 2 lanes, FINN+ assumes 4
+    assert design["DSP"] > design["DSP_finn"]
+
+
+def test_rtl_dsp_lanes_follow_the_rtl():
+    # DSP48E2 (A 27 bits): 8x8 -> 1 + (27 - 1 - 8) // 15 = 2 lanes; 4x4 -> 1 + 22 // 7 = 4; narrow 8x8 still 2
+    assert rtl_mvu_dsps(pe=8, simd=3, weight_bits=8, act_bits=8, narrow_weights=False, dsp_block="DSP48E2") == 12
+    assert rtl_mvu_dsps(pe=8, simd=3, weight_bits=4, act_bits=4, narrow_weights=False, dsp_block="DSP48E2") == 6
+    assert rtl_mvu_dsps(pe=5, simd=1, weight_bits=8, act_bits=8, narrow_weights=True, dsp_block="DSP48E2") == 3
+    assert rtl_mvu_dsps(pe=4, simd=6, weight_bits=8, act_bits=8, narrow_weights=False, dsp_block="DSP58") == 8
+
+
+@pytest.mark.parametrize("board_name", ["ZCU104"])
+def test_search_estimate_equals_the_build(prepared, tmp_path, board_name):
+    """One estimate path: a design the search evaluates, built by FINN+'s builder, gives the same figures."""
+    board = load_board(board_name)
+    path = EstimatePath(prepared["original"]["dataflow"], board)
+    foldings = [path.fold(200, 8191), path.fold(20000, 8191)]
+    # a placement the search makes: the largest weight memory in URAM
+    placed = json.loads(json.dumps(foldings[1]))
+    mvau = next(n for n in placed if n.startswith("MVAU"))
+    placed[mvau].update(ram_style="ultra", runtime_writeable_weights=1)
+    foldings.append(placed)
+    for i, folding in enumerate(foldings):
+        searched = path.evaluate(folding)
+        (tmp_path / f"f{i}.json").write_text(json.dumps(folding))
+        built = build_network(prepared["original"]["dataflow"], tmp_path / f"b{i}", board, tmp_path / f"f{i}.json")
+        for key in ("LUT", "DSP", "DSP_finn", "BRAM_18K", "URAM", "max_cycles", "critical_path_cycles",
+                    "estimated_latency_ms", "estimated_throughput_fps"):
+            assert searched[key] == built[key], (i, key, searched[key], built[key])
+    assert built["URAM"] > 0  # the placement really moved weights
+
+
+def test_search_names_its_limit_and_its_designs_fit(prepared):
+    board = load_board("Pynq-Z2")
+    for name in ("twin", "original"):
+        path = EstimatePath(prepared[name]["dataflow"], board)
+        designs, foldings, limit = co.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
+                                                     mvau_wwidth_max=8191, refine_steps=2)
+        assert len(designs) == len(foldings) and limit
+        fitting = designs[[co.fits(r, board, 0.85) for _, r in designs.iterrows()]]
+        assert len(fitting)
+        assert limit.startswith(("fully unfolded", "resources: the next faster design needs"))
+        if limit.startswith("resources"):  # a faster design was tried and it is over budget
+            assert (~designs.apply(lambda r: co.fits(r, board, 0.85), axis=1)).any()
 
 
 def test_colocated_design_fits_budget(prepared):
     board = load_board("Pynq-Z2")
-    ladders = {}
+    designs = {}
     for name in ("twin", "original"):
-        model = co.specialize(prepared[name]["dataflow"], board["part"])
-        ladders[name], _ = co.folding_ladder(model, board, start_fps=100, factor=8, max_points=4, mvau_wwidth_max=512,
-                                              utilization=0.85)
-    best = co.best_pair(ladders["twin"], ladders["original"], board, 0.3, "parallel", utilization=0.85)
+        path = EstimatePath(prepared[name]["dataflow"], board)
+        designs[name], _, _ = co.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
+                                                mvau_wwidth_max=8191, refine_steps=1)
+    best = co.best_pair(designs["twin"], designs["original"], board, 0.3, "work_sharing", utilization=0.85,
+                        max_replicas=4)
     assert best is not None
     for r in co.RESOURCES:
         assert best[f"total_{r}"] <= 0.85 * board["resources"][r]

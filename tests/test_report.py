@@ -239,17 +239,21 @@ def test_anchor_table_sets_run_beside_published_figures():
         "target_value": [0.5, 0.94], "test_accuracy_recovery": [0.55, 0.96], "test_forwarded_fraction": [0.1, 0.3],
         "twin_test_accuracy": [0.80, 0.80], "original_test_accuracy": [0.90, 0.90],
     })
-    headline = pd.DataFrame({"board": ["ZCU104"], "twin": ["w1a1"], "gate": ["max_softmax"], "target_value": [0.94],
-                             "fits": [True], "throughput_gain": [2.5], "source": ["FINN+ estimate"],
-                             "forwarded_fraction": [0.3]})
+    headline = pd.DataFrame({"board": ["ZCU104"] * 2, "twin": ["w1a1"] * 2, "gate": ["max_softmax"] * 2,
+                             "target_value": [0.94] * 2, "scheduler": ["work_sharing", "twin_first"],
+                             "fits": [True] * 2, "gain_vs_original_in_pair": [2.5, 1.1],
+                             "gain_vs_original_alone": [1.2, 0.6], "source": ["FINN+ estimate"] * 2,
+                             "forwarded_fraction": [0.3] * 2})
     table = anchor_table(summary, anchors, {"w1a1": (1, 1)}, "cifar10", headline)
     by = dict(zip(table["comparison"].str.split(",").str[0].str.split(" vs ").str[0], table["this_run"]))
     recovery = table[table["comparison"].str.startswith("accuracy recovery")].iloc[0]
     assert recovery["anchor"] == 0.94 and recovery["this_run"] == 0.96  # the 0.94 target row, not 0.5
     cnv = table[table["comparison"].str.contains("CNV W1A1")].iloc[0]
     assert cnv["anchor"] == 0.8422 and cnv["this_run"] == 0.80
-    gain = table[table["comparison"].str.startswith("throughput gain")].iloc[0]
+    gain = table[table["comparison"].str.startswith("throughput gain over the same original")].iloc[0]
     assert gain["anchor"] == 1.9 and gain["this_run"] == 2.5 and "estimate" in gain["note"]
+    best = table[table["comparison"].str.startswith("throughput gain over the original's best")].iloc[0]
+    assert best["this_run"] == 1.2
     assert "twin w1a1 test accuracy" in by
     # another dataset: no CIFAR-10 accuracy anchors
     assert not anchor_table(summary, anchors, {"w1a1": (1, 1)}, "fashion_mnist")["comparison"].str.contains("CNV").any()

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
+from twindnn.hardware.tables import budget_violations
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +56,12 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
     assert (resources.loc[resources["network"] == "original_alone", "DSP"] > 0).all()
     headline = pd.read_csv(run / "tables" / "hw_headline.csv")
     assert (headline["source"].str.contains("estimate")).all() and headline["fits"].all()
+    assert set(headline["scheduler"]) == {"work_sharing", "twin_first"}
+    for baseline in ("original_alone", "original_in_pair", "time_shared", "twin_alone"):
+        assert headline[f"{baseline}_fps"].gt(0).all() and f"gain_vs_{baseline}" in headline
+    assert headline["original_alone_limit"].str.match("fully unfolded|resources: ").all()
+    assert not budget_violations(headline)
+    assert resources["fits_budget"].all() and resources["zero_estimated"].str.contains("MVAU_rtl").all()
 
 
 @pytest.mark.slow

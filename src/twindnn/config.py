@@ -237,6 +237,11 @@ class ColocateStage(Stage):
     fps_start: float
     fps_factor: float
     mvau_wwidth_max: int
+    refine_steps: int
+    max_replicas: int
+    switch_ms: float
+    switch_batch: int
+    scheduler: str  # the scheduler the built design point is sized for
     design_gate: str
     design_target: float
 
@@ -267,9 +272,11 @@ class ReportStage(Stage):
 
 @dataclass(frozen=True)
 class TablesStage(Stage):
-    """hw_tables: the gate whose operating points the FPGA figure shows."""
+    """hw_tables: the gate and scheduler the FPGA figure shows, and the budget share called fitting."""
 
     gate: str
+    scheduler: str
+    utilization: float
 
 
 # --------------------------------------------------------------------------- from the validated config
@@ -336,6 +343,9 @@ def colocate_stage(config: dict, board: str) -> ColocateStage:
     hw = config["hardware"]
     return ColocateStage(board=board, utilization=hw["utilization"], fps_start=hw["fps_start"],
                          fps_factor=hw["fps_factor"], mvau_wwidth_max=hw["mvau_wwidth_max"],
+                         refine_steps=hw["refine_steps"], max_replicas=hw["max_replicas"],
+                         switch_ms=hw["time_shared"]["switch_ms"], switch_batch=hw["time_shared"]["batch"],
+                         scheduler=hw["scheduler"],
                          design_gate=hw["design_point"]["gate"],
                          design_target=float(hw["design_point"]["target_value"]))
 
@@ -358,4 +368,5 @@ def report_stage(config: dict) -> ReportStage:
 
 
 def tables_stage(config: dict) -> TablesStage:
-    return TablesStage(gate=config["hardware"]["design_point"]["gate"])
+    hw = config["hardware"]
+    return TablesStage(gate=hw["design_point"]["gate"], scheduler=hw["scheduler"], utilization=hw["utilization"])

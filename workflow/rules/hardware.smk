@@ -89,6 +89,7 @@ rule hw_colocate:
         folding_twin=f"{HW}/colocate/{{board}}__{{twin}}_folding_twin.json",
         folding_original=f"{HW}/colocate/{{board}}__{{twin}}_folding_original.json",
         folding_original_alone=f"{HW}/colocate/{{board}}__{{twin}}_folding_original_alone.json",
+        design_points=f"{HW}/colocate/{{board}}__{{twin}}_design_points.json",
     log:
         f"{RESULTS}/logs/hw_colocate_{{board}}__{{twin}}.log",
     benchmark:
@@ -157,6 +158,9 @@ rule hw_tables:
             role=HW_ROLES,
         ),
         systems=expand(rules.hw_colocate.output.system, board=HW_BOARDS, twin=HW_TWINS),
+        design_points=expand(
+            rules.hw_colocate.output.design_points, board=HW_BOARDS, twin=HW_TWINS
+        ),
         board_reports=get_hw_board_reports(),
         checks=expand(rules.hw_prepare.output.check, network=HW_NETWORKS),
     output:

@@ -1,210 +1,295 @@
-"""Folding search and co-location of the twin and the 8-bit original on one FPGA.
+"""Design-space search on one FPGA: each network alone, and the twin + original pair.
 
-Each network's prepared dataflow model (:func:`twindnn.hardware.finn_build.prepare_network`)
-is specialized for the board's part, then folded by FINN's ``SetFolding`` for a ladder of
-target frame rates; for each rung FINN's analytical models give cycles per layer
-(-> estimated FPS at the board clock) and LUT/DSP/BRAM_18K/URAM. Co-location sums the
-two networks' resources (each network is built alone and the two are summed; finn-plus's
-multi-DNN "Parallel" mode is not used), and a pair fits when every resource type stays
-within ``utilization`` of the board's budget. ``DuplicateStreams`` and ``ElementwiseAdd``
-have no analytical estimate in finn-plus 1.6.1 (they count 0); their number is reported.
-``system_rows`` turns the best pairs into the per-operating-point system table.
+Every design is evaluated by :class:`twindnn.hardware.estimate.EstimatePath`, the FINN+ estimate
+build's own steps, so its figures are the build's. The space per network:
+
+- **folding**: FINN's ``SetFolding`` for a ladder of target frame rates (``fps_start`` times
+  ``fps_factor`` per rung) until the design outgrows the board or stops getting faster (fully
+  unfolded), then bisection (``refine_steps``, in log space) between the last rung that fits and
+  the first that does not. ``mvau_wwidth_max`` (SetFolding's SIMD cap) defaults to HLS's widest
+  stream, so no folding heuristic limits a layer below what the device allows;
+- **weight memory placement**: when a design's BRAM is over budget, the largest weight memories
+  move to URAM (``ram_style="ultra"``, where the part has URAM) and then, where FINN+ models
+  their LUT cost, to LUTRAM (``ram_style="distributed"``); the placed design is evaluated again;
+- **replication**: ``k`` instances of one design behind one input stream (``k`` times the rate
+  and the resources; the stream splitter is not modelled).
+
+``fits`` means every resource within ``utilization`` of the board's budget, everywhere. The
+fastest fitting design of each network names what limits it: a resource the next faster
+design exceeds, or "fully unfolded" (the slowest layer cannot go faster).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .finn_build import UNESTIMATED_OPS, prepare_finn
-from .system_model import SOURCE_ESTIMATE, mean_latency_ms, system_fps
+from .estimate import RESOURCES, EstimatePath
+from .system_model import (SCHEDULERS, SOURCE_ESTIMATE, original_direct_share, system_accuracy, system_fps,
+                           time_shared_fps)
 
-RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
-FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType",
-                 "mem_mode", "runtime_writeable_weights"]
-
-
-def specialize(dataflow_onnx, fpga_part: str):
-    """Load a prepared dataflow model and specialize its layers (HLS/RTL) for ``fpga_part``."""
-    prepare_finn(False)
-    from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
-    from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
-    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
-    from finn.transformation.streamline.round_thresholds import RoundAndClipThresholds
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.general import GiveUniqueNodeNames
-    from qonnx.transformation.infer_datatypes import InferDataTypes
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    model = ModelWrapper(str(dataflow_onnx))
-    model = model.transform(SpecializeLayers(fpga_part))
-    model = model.transform(GiveUniqueNodeNames())
-    model = model.transform(InferShapes())
-    model = model.transform(InferDataTypes())
-    for t in (MinimizeWeightBitWidth(), MinimizeAccumulatorWidth(), InferDataTypes(), RoundAndClipThresholds(),
-              InferDataTypes()):
-        model = model.transform(t)
-    return model
+DESIGN_COLUMNS = ["network", "design", "target_fps", "placement", "estimated_throughput_fps", "estimated_latency_ms",
+                  "max_cycles", "critical_path_cycles", "bottleneck_layer", *RESOURCES, "DSP_finn", "zero_estimated"]
 
 
-def evaluate_folding(model, fpga_part: str, clock_mhz: float, target_fps: float, mvau_wwidth_max: int):
-    """Fold ``model`` for ``target_fps``; (folded model, summary dict of FPS/latency/resources)."""
-    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
-    from finn.analysis.fpgadataflow.res_estimation import res_estimation
-    from finn.transformation.fpgadataflow.set_folding import SetFolding
-
-    cycles_target = max(1, int(clock_mhz * 1e6 / max(target_fps, 1e-9)))
-    folded = copy.deepcopy(model).transform(SetFolding(cycles_target, mvau_wwidth_max=mvau_wwidth_max))
-    return folded, summarize(folded, fpga_part, clock_mhz, target_fps)
-
-
-def summarize(model, fpga_part: str, clock_mhz: float, target_fps: float | None = None) -> dict:
-    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
-    from finn.analysis.fpgadataflow.res_estimation import res_estimation
-
-    cycles = model.analysis(exp_cycles_per_layer)
-    res = model.analysis(partial(res_estimation, fpgapart=fpga_part))
-    max_cycles = max(cycles.values())
-    row = {"target_fps": target_fps, "max_cycles": int(max_cycles),
-           "estimated_throughput_fps": clock_mhz * 1e6 / max_cycles,
-           # Dataflow latency: a frame passes every layer; the sum of layer cycles bounds it.
-           "estimated_latency_ms": sum(cycles.values()) / (clock_mhz * 1e3),
-           "unestimated_nodes": sum(1 for n in model.graph.node if n.op_type.split("_")[0] in UNESTIMATED_OPS)}
-    for r in RESOURCES:
-        row[r] = float(sum(float(v.get(r, 0.0)) for v in res.values()))
-    return row
-
-
-def folding_ladder(model, board: dict, start_fps: float, factor: float, max_points: int = 24, *,
-                   mvau_wwidth_max: int, utilization: float) -> tuple[pd.DataFrame, list]:
-    """Fold for geometrically rising target FPS until the design stops getting faster or outgrows the board.
-
-    Returns (table with one row per distinct design, list of the folded models in that order).
-    """
-    rows, models, last_fps = [], [], -1.0
-    target = start_fps
-    for _ in range(max_points):
-        folded, row = evaluate_folding(model, board["part"], board["clock_mhz"], target, mvau_wwidth_max)
-        if row["estimated_throughput_fps"] > last_fps * 1.001:
-            rows.append(row)
-            models.append(folded)
-            last_fps = row["estimated_throughput_fps"]
-        elif row["estimated_throughput_fps"] <= last_fps * 1.001 and target > 4 * last_fps:
-            break  # fully unfolded: faster targets change nothing
-        if not fits(row, board, utilization):
-            break
-        target *= factor
-    return pd.DataFrame(rows), models
+def budget(board: dict, utilization: float) -> dict:
+    return {r: utilization * float(board["resources"].get(r, 0)) for r in RESOURCES}
 
 
 def fits(row, board: dict, utilization: float) -> bool:
     """Whether a design's (or a sum of designs') resources fit ``utilization`` of the board's budget."""
-    return all(float(row[r]) <= utilization * float(board["resources"].get(r, 0)) + 1e-9 for r in RESOURCES)
+    cap = budget(board, utilization)
+    return all(float(row[r]) <= cap[r] + 1e-9 for r in RESOURCES)
 
 
-def folding_config(model) -> dict:
-    """FINN folding config (``folding_config_file`` JSON) of a folded model."""
+def over_budget(row, board: dict, utilization: float) -> str:
+    """The resources over budget, e.g. ``BRAM_18K 612 > 530 (85% of 624)``; "" when it fits."""
+    cap = budget(board, utilization)
+    return "; ".join(f"{r} {float(row[r]):.0f} > {cap[r]:.0f} ({utilization:.0%} of {board['resources'].get(r, 0)})"
+                     for r in RESOURCES if float(row[r]) > cap[r] + 1e-9)
+
+
+# --------------------------------------------------------------------------- one network
+
+
+def _weight_memories(path: EstimatePath, folding: dict, layers: list[dict]) -> list[dict]:
+    """Weight memories that may move, largest BRAM first, with their projected cost elsewhere."""
     from qonnx.custom_op.registry import getCustomOp
 
-    cfg = {"Defaults": {}}
-    for node in model.graph.node:
-        inst = getCustomOp(node)
-        attrs = {}
-        for a in FOLDING_ATTRS:
-            try:
-                attrs[a] = inst.get_nodeattr(a)
-            except (AttributeError, Exception):
+    by_name = {n.name: n for n in path.specialized.graph.node}
+    bram = {lay["layer"]: lay for lay in layers}
+    out = []
+    for name, attrs in folding.items():
+        if name not in by_name or attrs.get("mem_mode") != "internal_decoupled" or "ram_style" not in attrs:
+            continue
+        if bram.get(name, {}).get("BRAM_18K", 0) <= 0:
+            continue
+        inst = getCustomOp(by_name[name])
+        for a, v in attrs.items():
+            inst.set_nodeattr(a, v)
+        alternatives = {}
+        for style in ("ultra", "distributed"):
+            inst.set_nodeattr("ram_style", style)
+            alternatives[style] = {r: float(inst.node_res_estimation(path.board["part"]).get(r, 0)) for r in RESOURCES}
+        inst.set_nodeattr("ram_style", attrs["ram_style"])
+        lut_modelled = not by_name[name].op_type.endswith("_rtl")  # FINN+ has no LUT model for RTL MVAUs
+        out.append({"layer": name, **{r: bram[name][r] for r in RESOURCES}, "alternatives": alternatives,
+                    "lut_modelled": lut_modelled})
+    return sorted(out, key=lambda m: -m["BRAM_18K"])
+
+
+def place_memories(path: EstimatePath, folding: dict, design: dict, board: dict, utilization: float):
+    """(folding, design) with weight memories moved out of BRAM until BRAM fits, or None if nothing moved."""
+    cap = budget(board, utilization)
+    if design["BRAM_18K"] <= cap["BRAM_18K"]:
+        return None
+    totals = {r: design[r] for r in RESOURCES}
+    placed = json.loads(json.dumps(folding))
+    moved = []
+    for mem in _weight_memories(path, folding, design["layers"]):
+        if totals["BRAM_18K"] <= cap["BRAM_18K"]:
+            break
+        for style in ("ultra", "distributed"):
+            alt = mem["alternatives"][style]
+            if style == "ultra" and cap["URAM"] <= 0:
                 continue
-        cfg[node.name] = attrs
-    return cfg
+            if style == "distributed" and not mem["lut_modelled"]:
+                continue  # its LUT cost would count 0: not a placement we can vouch for
+            # projected with FINN+'s per-layer models; the placed design is then evaluated for real
+            after = {r: totals[r] - mem[r] + alt[r] if r != "DSP" else totals[r] for r in RESOURCES}
+            if after["URAM"] <= cap["URAM"] and after["LUT"] <= cap["LUT"]:
+                placed[mem["layer"]]["ram_style"] = style
+                if style == "ultra":
+                    placed[mem["layer"]]["runtime_writeable_weights"] = 1  # FINN requires it for URAM weights
+                totals = after
+                moved.append(style)
+                break
+    if not moved:
+        return None
+    label = ", ".join(f"{moved.count(s)} to {'URAM' if s == 'ultra' else 'LUTRAM'}" for s in ("ultra", "distributed")
+                      if s in moved)
+    return placed, {**path.evaluate(placed), "placement": f"weights: {label}"}
 
 
-# --------------------------------------------------------------------------- pair search
+def search_network(path: EstimatePath, network: str, board: dict, utilization: float, fps_start: float,
+                   fps_factor: float, mvau_wwidth_max: int | None, refine_steps: int = 5, max_rungs: int = 40,
+                   log=None) -> tuple[pd.DataFrame, list[dict], str]:
+    """Designs of one network on one board: (table with DESIGN_COLUMNS, their foldings, the limit of
+    the fastest fitting one)."""
+    rows, foldings = [], []
+
+    def add(target, folding, design):
+        rows.append({"network": network, "design": len(rows), "target_fps": target,
+                     "placement": design.get("placement", "weights: BRAM (FINN default)"),
+                     **{k: design[k] for k in DESIGN_COLUMNS if k in design and k not in ("network", "design")}})
+        foldings.append(folding)
+        return rows[-1]
+
+    def evaluate(target):
+        folding = path.fold(target, mvau_wwidth_max)
+        design = path.evaluate(folding)
+        best = add(target, folding, design)
+        if not fits(best, board, utilization):
+            placed = place_memories(path, folding, design, board, utilization)
+            if placed is not None:
+                best = add(target, *placed)
+        if log:
+            print(f"{board['name']} {network}: target {target:,.0f} FPS -> {best['estimated_throughput_fps']:,.0f} "
+                  f"FPS, {', '.join(f'{r} {best[r]:.0f}' for r in RESOURCES)} ({best['placement']})"
+                  + ("" if fits(best, board, utilization) else " over budget"), file=log, flush=True)
+        return best
+
+    target, last_fit, first_fail, previous, unfolded = fps_start, None, None, None, False
+    for _ in range(max_rungs):
+        best = evaluate(target)
+        if not fits(best, board, utilization):
+            first_fail = (target, best)
+            break
+        if previous is not None and best["max_cycles"] >= previous["max_cycles"] and \
+                target > 4 * best["estimated_throughput_fps"]:
+            unfolded = True  # faster targets change nothing: every layer as parallel as FINN makes it
+            break
+        last_fit, previous = (target, best), best
+        target *= fps_factor
+    if last_fit is not None and first_fail is not None:
+        lo, hi = last_fit[0], first_fail[0]
+        for _ in range(refine_steps):
+            mid = math.sqrt(lo * hi)
+            best = evaluate(mid)
+            if fits(best, board, utilization):
+                lo, last_fit = mid, (mid, best)
+            else:
+                hi, first_fail = mid, (mid, best)
+    designs = pd.DataFrame(rows, columns=DESIGN_COLUMNS)
+    if last_fit is None:
+        limit = f"does not fit: even the slowest folding needs {over_budget(first_fail[1], board, utilization)}"
+    elif unfolded:
+        limit = (f"fully unfolded (slowest layer {last_fit[1]['bottleneck_layer']}: "
+                 f"{last_fit[1]['max_cycles']} cycles)")
+    elif first_fail is not None:
+        limit = f"resources: the next faster design needs {over_budget(first_fail[1], board, utilization)}"
+    else:
+        limit = f"search stopped after {max_rungs} rungs (raise hardware.fps_start)"
+    return designs, foldings, limit
 
 
-def best_pair(twin_designs: pd.DataFrame, original_designs: pd.DataFrame, board: dict,
-              forwarded_fraction: float, mode: str, utilization: float) -> dict | None:
-    """The twin and original foldings that maximise the system FPS while fitting the board together."""
+# --------------------------------------------------------------------------- replication and pairs
+
+
+def replicas_that_fit(row, board: dict, utilization: float, max_replicas: int, used: dict | None = None) -> int:
+    """The most instances of a design that fit beside ``used`` resources (0 if none)."""
+    cap = budget(board, utilization)
+    used = used or {r: 0.0 for r in RESOURCES}
+    k = max_replicas
+    for r in RESOURCES:
+        need = float(row[r])
+        if need > 0:
+            k = min(k, int(math.floor((cap[r] - used[r] + 1e-9) / need)))
+    return max(k, 0)
+
+
+def best_alone(designs: pd.DataFrame, board: dict, utilization: float, max_replicas: int,
+               replicate: bool = True) -> dict | None:
+    """The fastest whole-device use of one network: a design, times the replicas that fit."""
     best = None
-    for i, t in twin_designs.iterrows():
-        for j, o in original_designs.iterrows():
-            total = {r: float(t[r]) + float(o[r]) for r in RESOURCES}
-            if not fits(total, board, utilization):
-                continue
-            fps = system_fps(t["estimated_throughput_fps"], o["estimated_throughput_fps"], forwarded_fraction, mode)
-            if best is None or fps > best["system_fps"]:
-                best = {"system_fps": fps, "twin_design": int(i), "original_design": int(j),
-                        "twin_fps": float(t["estimated_throughput_fps"]),
-                        "original_fps": float(o["estimated_throughput_fps"]),
-                        "twin_latency_ms": float(t["estimated_latency_ms"]),
-                        "original_latency_ms": float(o["estimated_latency_ms"]),
-                        **{f"total_{r}": total[r] for r in RESOURCES}}
+    for _, d in designs.iterrows():
+        k = replicas_that_fit(d, board, utilization, max_replicas if replicate else 1)
+        if k >= 1 and (best is None or k * d["estimated_throughput_fps"] > best["fps"]):
+            best = {"design": int(d["design"]), "replicas": k, "fps": k * float(d["estimated_throughput_fps"]),
+                    "latency_ms": float(d["estimated_latency_ms"]), **{r: k * float(d[r]) for r in RESOURCES}}
     return best
 
 
-def best_single(designs: pd.DataFrame, board: dict, utilization: float) -> dict | None:
-    """The fastest folding of one network that fits the board alone (the whole device)."""
-    ok = designs[[fits(row, board, utilization) for _, row in designs.iterrows()]]
-    if ok.empty:
-        return None
-    i = ok["estimated_throughput_fps"].idxmax()
-    return {"design": int(i), **{k: (float(v) if isinstance(v, (int, float, np.number)) else v)
-                                  for k, v in ok.loc[i].items()}}
+def best_pair(twin_designs: pd.DataFrame, original_designs: pd.DataFrame, board: dict, forwarded_fraction: float,
+              scheduler: str, utilization: float, max_replicas: int = 1) -> dict | None:
+    """The twin and original designs (and replicas) that maximise the scheduler's throughput and fit together."""
+    best = None
+    for _, t in twin_designs.iterrows():
+        for k_t in range(1, max_replicas + 1):
+            used = {r: k_t * float(t[r]) for r in RESOURCES}
+            if not fits(used, board, utilization):
+                break
+            for _, o in original_designs.iterrows():
+                k_o = replicas_that_fit(o, board, utilization, max_replicas, used)
+                if k_o < 1:
+                    continue
+                r_t, r_o = k_t * float(t["estimated_throughput_fps"]), k_o * float(o["estimated_throughput_fps"])
+                fps = system_fps(r_t, r_o, forwarded_fraction, scheduler)
+                if best is None or fps > best["system_fps"] + 1e-9:
+                    best = {"system_fps": fps, "twin_design": int(t["design"]), "twin_replicas": k_t,
+                            "original_design": int(o["design"]), "original_replicas": k_o,
+                            "twin_fps": r_t, "original_fps": r_o,
+                            "twin_latency_ms": float(t["estimated_latency_ms"]),
+                            "original_latency_ms": float(o["estimated_latency_ms"]),
+                            **{f"total_{r}": used[r] + k_o * float(o[r]) for r in RESOURCES}}
+    return best
 
 
 def system_rows(board: dict, twin: str, twin_designs: pd.DataFrame, original_designs: pd.DataFrame,
-                points: pd.DataFrame, utilization: float) -> pd.DataFrame:
-    """One row per operating point (plus the oracle): accuracies, throughputs, gains, latency.
+                points: pd.DataFrame, utilization: float, limits: dict, max_replicas: int = 8,
+                switch_ms: float = 50.0, switch_batch: int = 1000) -> pd.DataFrame:
+    """One row per operating point (plus the oracle) and scheduler: TwinDNN and the four baselines.
 
+    Baselines: (a) ``original_alone``: the original's best whole-device design, replication
+    allowed; (b) ``original_in_pair``: the original design that runs in the pair, alone (the
+    paper's comparison: what the twin adds with resources the original leaves); (c)
+    ``time_shared``: Big/Little with each network's best whole-device design in turn
+    (``switch_ms`` per switch, ``switch_batch`` inputs per turn); (d) ``twin_alone``.
     ``points`` needs gate, target_kind, target_value, forwarded_fraction, twin_accuracy,
-    original_accuracy, system_accuracy, accuracy_recovery.
+    original_accuracy, system_accuracy, accuracy_recovery. ``limits`` maps network -> limit text.
     """
-    alone = best_single(original_designs, board, utilization)
-    twin_alone = best_single(twin_designs, board, utilization)
-    alone_fits = alone is not None
-    if alone is None:  # not even the slowest folding fits: report it, flagged
-        alone = {"estimated_throughput_fps": float(original_designs["estimated_throughput_fps"].iloc[0]),
-                 "estimated_latency_ms": float(original_designs["estimated_latency_ms"].iloc[0])}
+    from ..cascade import accuracy_recovery
+
+    alone = best_alone(original_designs, board, utilization, max_replicas)
+    twin_alone = best_alone(twin_designs, board, utilization, max_replicas)
     rows = []
     for _, p in points.iterrows():
         f = float(p["forwarded_fraction"])
-        par = best_pair(twin_designs, original_designs, board, f, "parallel", utilization)
-        seq = best_pair(twin_designs, original_designs, board, f, "sequential", utilization)
-        row = {
-            "board": board["name"], "twin": twin, "gate": p["gate"], "target_kind": p.get("target_kind", ""),
-            "target_value": p.get("target_value", np.nan), "forwarded_fraction": f,
-            "twin_accuracy": p["twin_accuracy"], "original_accuracy": p["original_accuracy"],
-            "twindnn_accuracy": p["system_accuracy"], "accuracy_recovery": p["accuracy_recovery"],
-            "original_alone_fps": alone["estimated_throughput_fps"],
-            "original_alone_latency_ms": alone["estimated_latency_ms"],
-            "twin_alone_fps": twin_alone["estimated_throughput_fps"] if twin_alone else np.nan,
-            "fits": par is not None, "original_alone_fits": alone_fits,
-        }
-        if par is not None:
-            row.update({
-                "twin_fps": par["twin_fps"], "original_fps": par["original_fps"],
-                "twindnn_fps": par["system_fps"],
-                "mean_latency_ms": float(mean_latency_ms(par["twin_latency_ms"], par["original_latency_ms"], f)),
-                "throughput_gain": par["system_fps"] / alone["estimated_throughput_fps"],
-                **{k: v for k, v in par.items() if k.startswith("total_")},
-                "twin_design": par["twin_design"], "original_design": par["original_design"],
-            })
-        if seq is not None:
-            row.update({"big_little_fps": seq["system_fps"],
-                        "big_little_gain": seq["system_fps"] / alone["estimated_throughput_fps"]})
-        row["source"] = SOURCE_ESTIMATE
-        rows.append(row)
+        for scheduler in SCHEDULERS:
+            pair = best_pair(twin_designs, original_designs, board, f, scheduler, utilization, max_replicas)
+            row = {
+                "board": board["name"], "twin": twin, "gate": p["gate"], "target_kind": p.get("target_kind", ""),
+                "target_value": p.get("target_value", np.nan), "scheduler": scheduler, "forwarded_fraction": f,
+                "twin_accuracy": p["twin_accuracy"], "original_accuracy": p["original_accuracy"],
+                "cascade_accuracy": p["system_accuracy"], "utilization_budget": utilization,
+                "original_alone_fps": alone["fps"] if alone else np.nan,
+                "original_alone_replicas": alone["replicas"] if alone else 0,
+                "original_alone_limit": limits.get("original", ""),
+                "twin_alone_fps": twin_alone["fps"] if twin_alone else np.nan,
+                "twin_alone_limit": limits.get("twin", ""),
+                "time_shared_fps": time_shared_fps(twin_alone["fps"], alone["fps"], f, switch_ms, switch_batch)
+                if alone and twin_alone else np.nan,
+                "fits": pair is not None, "source": SOURCE_ESTIMATE,
+            }
+            if pair is None:
+                row["pair_limit"] = "does not fit: no twin and original designs fit together"
+                row["twindnn_accuracy"] = np.nan
+            else:
+                r_t, r_o = pair["twin_fps"], pair["original_fps"]
+                acc = system_accuracy(p["system_accuracy"], p["original_accuracy"], r_t, r_o, f, scheduler)
+                row.update({
+                    "twindnn_fps": pair["system_fps"], "twindnn_accuracy": acc,
+                    "accuracy_recovery": accuracy_recovery(acc, p["twin_accuracy"], p["original_accuracy"]),
+                    "original_direct_share": original_direct_share(r_t, r_o, f, scheduler),
+                    "twin_fps": r_t, "original_fps": r_o, "original_in_pair_fps": r_o,
+                    "twin_design": pair["twin_design"], "twin_replicas": pair["twin_replicas"],
+                    "original_design": pair["original_design"], "original_replicas": pair["original_replicas"],
+                    "twin_latency_ms": pair["twin_latency_ms"], "original_latency_ms": pair["original_latency_ms"],
+                    **{k: v for k, v in pair.items() if k.startswith("total_")},
+                })
+            for base in ("original_alone", "original_in_pair", "time_shared", "twin_alone"):
+                denominator = row.get(f"{base}_fps", np.nan)
+                row[f"gain_vs_{base}"] = row.get("twindnn_fps", np.nan) / denominator if denominator else np.nan
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
-def save_folding(model, path) -> Path:
+def save_folding(folding: dict, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(folding_config(model), indent=2))
+    path.write_text(json.dumps(folding, indent=2))
     return path

@@ -60,8 +60,6 @@ BITSTREAM_STEPS = [
     "step_make_driver",
     "step_deployment_package",
 ]
-# HW nodes whose analytical resource estimate in finn-plus 1.6.1 is 0 (not modelled).
-UNESTIMATED_OPS = ("DuplicateStreams", "ElementwiseAdd")
 
 
 class UnmappedNodeError(RuntimeError):
@@ -376,7 +374,7 @@ def build_network(dataflow_onnx, output_dir, board: dict, folding_config, *, viv
     cfg = _config(output_dir, steps, outputs, board["part"], board["clock_mhz"],
                   folding_config_file=str(folding_config), standalone_thresholds=True, **extra)
     _run(dataflow_onnx, cfg)
-    return read_estimates(output_dir, board["clock_mhz"])
+    return read_estimates(output_dir, board)
 
 
 def _run(onnx_path, cfg) -> None:
@@ -396,49 +394,15 @@ def _run(onnx_path, cfg) -> None:
         raise RuntimeError(f"FINN+ build of {onnx_path} failed (status {status}); see {log}:\n{text[-3000:]}")
 
 
-def read_estimates(output_dir, clock_mhz: float) -> dict:
-    """Per-layer cycles/resources and network FPS/latency from a build's report directory."""
-    report = Path(output_dir) / "report"
-    perf = json.loads((report / "estimate_network_performance.json").read_text())
-    resources = json.loads((report / "estimate_layer_resources.json").read_text())
-    cycles = json.loads((report / "estimate_layer_cycles.json").read_text())
-    scale_file = report / "host_output_scale.json"
-    layers = []
-    model_path = Path(output_dir) / "intermediate_models" / "step_generate_estimate_reports.onnx"
-    op_types = _op_types(model_path)
-    for name, res in resources.items():
-        if name == "total":
-            continue
-        layers.append({"layer": name, "op_type": op_types.get(name, ""), "cycles": int(cycles.get(name, 0)),
-                       **{k: float(v) for k, v in res.items() if isinstance(v, (int, float))}})
-    total = resources.get("total", {})
-    return {
-        "clock_mhz": clock_mhz,
-        "estimated_throughput_fps": float(perf["estimated_throughput_fps"]),
-        "estimated_latency_ms": float(perf["estimated_latency_ns"]) * 1e-6,
-        "max_cycles": int(perf["max_cycles"]),
-        "critical_path_cycles": int(perf["critical_path_cycles"]),
-        "LUT": float(total.get("LUT", 0.0)),
-        "DSP": float(total.get("DSP", 0.0)),
-        "BRAM_18K": float(total.get("BRAM_18K", 0.0)),
-        "URAM": float(total.get("URAM", 0.0)),
-        "unestimated_nodes": sum(1 for lay in layers if lay["op_type"].split("_")[0] in UNESTIMATED_OPS),
-        "layers": layers,
-        "host_output": json.loads(scale_file.read_text()) if scale_file.exists() else None,
-    }
+def read_estimates(output_dir, board: dict) -> dict:
+    """A build's figures, read as the search reads them (:func:`twindnn.hardware.estimate.read_reports`)."""
+    from qonnx.core.modelwrapper import ModelWrapper
 
+    from .estimate import read_reports
 
-def _op_types(model_path: Path) -> dict:
-    if not model_path.exists():
-        return {}
-    import onnx
-
-    m = onnx.load(str(model_path), load_external_data=False)
-    names = {n.name: n.op_type for n in m.graph.node}
-    # Layers may sit in a dataflow partition subgraph.
-    for n in m.graph.node:
-        if n.op_type == "StreamingDataflowPartition":
-            for a in n.attribute:
-                if a.name == "model":
-                    names.update(_op_types(Path(a.s.decode())))
-    return names
+    output_dir = Path(output_dir)
+    model = ModelWrapper(str(output_dir / "intermediate_models" / "step_generate_estimate_reports.onnx"))
+    out = read_reports(output_dir / "report", board["clock_mhz"], model, board["part"])
+    scale_file = output_dir / "report" / "host_output_scale.json"
+    out["host_output"] = json.loads(scale_file.read_text()) if scale_file.exists() else None
+    return out

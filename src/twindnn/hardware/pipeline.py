@@ -24,6 +24,7 @@ from ..train import fit, save_checkpoint
 from . import colocate as co
 from . import tables
 from .boards import load_board
+from .estimate import EstimatePath
 from .export import check_export, export_qonnx_model, qonnx_logits, quantize_original
 from .finn_build import build_network, prepare_network
 from .system_model import SOURCE_ESTIMATE
@@ -107,64 +108,76 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict
     return row
 
 
-def _design_point(points: pd.DataFrame, gate: str, target: float) -> pd.Series:
-    rows = points[points["gate"] == gate]
-    if rows.empty:
-        rows = points[points["gate"] != "oracle"]
-    i = (rows["target_value"].astype(float) - float(target)).abs().idxmin()
-    return rows.loc[i]
+def _design_point(rows: pd.DataFrame, gate: str, target: float, scheduler: str) -> pd.Series:
+    """The fitting row of the configured gate (else any gate), scheduler and nearest recovery target."""
+    rows = rows[rows["scheduler"] == scheduler]
+    chosen = rows[rows["gate"] == gate]
+    if chosen.empty:
+        chosen = rows[rows["gate"] != "oracle"]
+    return chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
 
 
 def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin: str, log=sys.stderr) -> str:
-    """Folding ladders of both networks on one board, the co-location search, the system table,
-    and the folding configs of the design point (co-located twin + original, original alone).
+    """Design-space search of both networks on one board, the system table (TwinDNN and its
+    baselines per operating point and scheduler), and the design point's foldings.
 
     inputs: twin_dataflow, original_dataflow, operating_points, twin_logits, original_logits;
-    outputs: designs, system, folding_twin, folding_original, folding_original_alone.
+    outputs: designs, system, folding_twin, folding_original, folding_original_alone, design_points.
     """
-    board_name = stage.board
-    board = load_board(board_name)
+    board = load_board(stage.board)
     util = float(stage.utilization)
-    ladders = {}
+    designs, foldings, limits = {}, {}, {}
     for role in ("twin", "original"):
-        model = co.specialize(inputs[f"{role}_dataflow"], board["part"])
-        df, models = co.folding_ladder(model, board, float(stage.fps_start), float(stage.fps_factor),
-                                       mvau_wwidth_max=int(stage.mvau_wwidth_max), utilization=util)
-        df.insert(0, "network", role)
-        ladders[role] = (df, models)
-        print(f"{board_name} {role}: {len(df)} foldings, up to {df['estimated_throughput_fps'].max():.0f} FPS "
-              "(FINN+ estimate)", file=log)
-    designs = pd.concat([ladders["twin"][0], ladders["original"][0]])
-    designs.insert(0, "board", board_name)
-    designs.insert(1, "twin", twin)
-    designs["budget_utilization"] = util
-    designs["source"] = SOURCE_ESTIMATE
-    designs.to_csv(outputs["designs"], index_label="design")
+        path = EstimatePath(inputs[f"{role}_dataflow"], board)
+        designs[role], foldings[role], limits[role] = co.search_network(
+            path, role, board, util, stage.fps_start, stage.fps_factor, stage.mvau_wwidth_max,
+            refine_steps=stage.refine_steps, log=log)
+        print(f"{stage.board} {role}: {len(designs[role])} designs evaluated; fastest fitting limited by: "
+              f"{limits[role]} (FINN+ estimates)", file=log, flush=True)
+    table = pd.concat([designs["twin"], designs["original"]], ignore_index=True)
+    table.insert(0, "board", stage.board)
+    table.insert(1, "twin", twin)
+    table["fits"] = [co.fits(r, board, util) for _, r in table.iterrows()]
+    table["limit_of_fastest_fitting"] = table["network"].map(limits)
+    table["budget_utilization"] = util
+    table["source"] = SOURCE_ESTIMATE
+    table.to_csv(outputs["designs"], index=False)
 
     with np.load(inputs["twin_logits"]) as t, np.load(inputs["original_logits"]) as o:
         tl, ol = dict(t), dict(o)
     pts = rescore_operating_points(tl, ol, pd.read_csv(inputs["operating_points"]))
-    table = co.system_rows(board, twin, ladders["twin"][0].reset_index(drop=True),
-                        ladders["original"][0].reset_index(drop=True), pts, util)
-    table.to_csv(outputs["system"], index=False)
+    system = co.system_rows(board, twin, designs["twin"], designs["original"], pts, util, limits,
+                            max_replicas=stage.max_replicas, switch_ms=stage.switch_ms,
+                            switch_batch=stage.switch_batch)
+    system.to_csv(outputs["system"], index=False)
 
-    fitting = table[table["fits"].astype(bool)]
+    # The builds: the design point's pair, and the original's best whole-device design.
+    fitting = system[system["fits"].astype(bool)]
     if fitting.empty:
-        # Nothing fits together: build the slowest foldings anyway, so the tables show by how much.
-        print(f"WARNING {board_name}: twin and original do not fit together in {util:.0%} of the board; "
-              "building their slowest foldings (see fits_budget in the resource table)", file=log)
-        twin_i, orig_i = 0, 0
+        # Nothing fits together: build the slowest designs, so the tables show by how much.
+        print(f"WARNING {stage.board}: twin and original do not fit together in {util:.0%} of the board; "
+              "building their slowest designs", file=log)
+        picks = {"twin": (0, 1), "original": (0, 1)}
     else:
-        dp = _design_point(fitting, stage.design_gate, stage.design_target)
-        twin_i, orig_i = int(dp["twin_design"]), int(dp["original_design"])
-        print(f"design point: {dp['gate']} target {dp['target_value']}, f={dp['forwarded_fraction']:.3f}, "
-              f"TwinDNN {dp['twindnn_fps']:.0f} FPS vs original alone {dp['original_alone_fps']:.0f} FPS "
-              "(FINN+ estimates)", file=log)
-    co.save_folding(ladders["twin"][1][twin_i], outputs["folding_twin"])
-    co.save_folding(ladders["original"][1][orig_i], outputs["folding_original"])
-    alone = co.best_single(ladders["original"][0].reset_index(drop=True), board, util)
-    co.save_folding(ladders["original"][1][alone["design"] if alone else 0], outputs["folding_original_alone"])
-    return table.to_string(index=False)
+        dp = _design_point(fitting, stage.design_gate, stage.design_target, stage.scheduler)
+        picks = {"twin": (int(dp["twin_design"]), int(dp["twin_replicas"])),
+                 "original": (int(dp["original_design"]), int(dp["original_replicas"]))}
+        print(f"design point ({stage.scheduler}): {dp['gate']} target {dp['target_value']}, "
+              f"f={dp['forwarded_fraction']:.3f}, TwinDNN {dp['twindnn_fps']:,.0f} FPS vs original alone "
+              f"{dp['original_alone_fps']:,.0f} FPS (FINN+ estimates)", file=log)
+    alone = co.best_alone(designs["original"], board, util, stage.max_replicas)
+    picks["original_alone"] = (alone["design"], alone["replicas"]) if alone else (0, 1)
+    points = {}
+    for role, (i, k) in picks.items():
+        network = "twin" if role == "twin" else "original"
+        co.save_folding(foldings[network][i], outputs[f"folding_{role}"])
+        row = designs[network].iloc[i]
+        points[role] = {"network": network, "design": i, "replicas": k,
+                        **{c: (row[c].item() if hasattr(row[c], "item") else row[c])
+                           for c in ("estimated_throughput_fps", "max_cycles", "critical_path_cycles", *co.RESOURCES)}}
+    Path(outputs["design_points"]).write_text(json.dumps({"board": stage.board, "twin": twin,
+                                                          "scheduler": stage.scheduler, "roles": points}, indent=2))
+    return system.to_string(index=False)
 
 
 def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
@@ -198,11 +211,15 @@ def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping
 
 
 def tables_step(stage: TablesStage, inputs: Mapping, outputs: Mapping) -> str:
-    """Resource, FPS (estimated / measured) and headline tables, and the accuracy-vs-throughput figure."""
-    res = tables.resource_table(list(inputs["builds"]))
+    """Resource, FPS (estimated / measured) and headline tables, and the accuracy-vs-throughput figure.
+
+    Stops with :class:`twindnn.hardware.tables.SearchBuildMismatch` if a build's figures differ from
+    the search's for the same design."""
+    res = tables.resource_table(list(inputs["builds"]), list(inputs["design_points"]), stage.utilization)
     res.to_csv(outputs["resources"], index=False)
     tables.fps_table(res, list(inputs["board_reports"]), list(inputs["checks"])).to_csv(outputs["fps"], index=False)
     head = tables.headline_table(list(inputs["systems"]))
     head.to_csv(outputs["headline"], index=False)
-    tables.accuracy_vs_throughput_figure(head, outputs["figure"], gate=stage.gate)
+    tables.accuracy_vs_throughput_figure(pd.concat([pd.read_csv(p) for p in inputs["systems"]]), outputs["figure"],
+                                         gate=stage.gate, scheduler=stage.scheduler)
     return head.to_string(index=False)

@@ -13,22 +13,51 @@ from ..cascade import DEFAULT_GATE
 from .system_model import SOURCE_ESTIMATE, SOURCE_MEASURED
 
 RES = ("LUT", "DSP", "BRAM_18K", "URAM")
-UNESTIMATED_NOTE = ("DuplicateStreams/ElementwiseAdd (residual forks/adds) have no FINN+ resource "
-                    "estimate and count 0")
+# The search's figures that a build must reproduce exactly (one estimate path).
+CHECKED = ("max_cycles", "critical_path_cycles", *RES)
 
 
-def resource_table(build_jsons: list) -> pd.DataFrame:
-    """Per board, twin and network (plus the co-located sum): resources vs the board's budget."""
-    rows = []
+class SearchBuildMismatch(RuntimeError):
+    """A build reported other figures than the search that chose its design."""
+
+
+def check_builds_match_search(builds: dict, design_points: list) -> None:
+    """Every built design has exactly the figures the search computed for it (else raise)."""
+    for path in design_points:
+        points = json.loads(Path(path).read_text())
+        for role, searched in points["roles"].items():
+            key = (points["board"], points["twin"], role)
+            built = builds[key]
+            diff = {c: (searched[c], built[c]) for c in CHECKED if float(searched[c]) != float(built[c])}
+            if diff:
+                raise SearchBuildMismatch(f"{key}: the FINN+ build reports other figures than the search "
+                                          f"(search, build): {diff}")
+
+
+def resource_table(build_jsons: list, design_points: list, utilization: float) -> pd.DataFrame:
+    """Per board, twin and built network (and the co-located pair): resources of one instance, the
+    replicas the design uses, their total, and whether it fits ``utilization`` of the board."""
+    builds, rows = {}, []
     for path in build_jsons:
         est = json.loads(Path(path).read_text())
-        parts = Path(path).stem.split("__")  # <board>__<twin>__<role>
-        row = {"board": est["board"], "twin": parts[1] if len(parts) > 2 else "", "network": parts[-1],
-               "estimated_throughput_fps": est["estimated_throughput_fps"],
+        board, twin, role = Path(path).stem.split("__")
+        builds[(board, twin, role)] = est
+    check_builds_match_search(builds, design_points)
+    replicas = {}
+    for path in design_points:
+        points = json.loads(Path(path).read_text())
+        for role, p in points["roles"].items():
+            replicas[(points["board"], points["twin"], role)] = int(p["replicas"])
+    for (board, twin, role), est in builds.items():
+        k = replicas.get((board, twin, role), 1)
+        row = {"board": board, "twin": twin, "network": role, "replicas": k,
+               "estimated_throughput_fps": k * est["estimated_throughput_fps"],
                "estimated_latency_ms": est["estimated_latency_ms"], "clock_mhz": est["clock_mhz"],
-               "unestimated_nodes": est.get("unestimated_nodes", 0)}
+               "bottleneck_layer": est["bottleneck_layer"], "DSP_finn": k * est["DSP_finn"],
+               "zero_estimated": est["zero_estimated"]}
         for r in RES:
-            row[r] = est[r]
+            row[f"{r}_per_instance"] = est[r]
+            row[r] = k * est[r]
             row[f"{r}_budget"] = est["budget"][r]
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -36,9 +65,10 @@ def resource_table(build_jsons: list) -> pd.DataFrame:
         return df
     summed = []
     for (board, twin), g in df[df["network"].isin(["twin", "original"])].groupby(["board", "twin"]):
-        row = {"board": board, "twin": twin, "network": "co-located (twin + original)",
+        row = {"board": board, "twin": twin, "network": "co-located (twin + original)", "replicas": np.nan,
                "estimated_throughput_fps": np.nan, "estimated_latency_ms": np.nan,
-               "clock_mhz": g["clock_mhz"].iloc[0], "unestimated_nodes": g["unestimated_nodes"].sum()}
+               "clock_mhz": g["clock_mhz"].iloc[0], "DSP_finn": g["DSP_finn"].sum(),
+               "zero_estimated": "; ".join(dict.fromkeys(g["zero_estimated"]))}
         for r in RES:
             row[r] = g[r].sum()
             row[f"{r}_budget"] = g[f"{r}_budget"].iloc[0]
@@ -47,8 +77,11 @@ def resource_table(build_jsons: list) -> pd.DataFrame:
     for r in RES:
         with np.errstate(divide="ignore", invalid="ignore"):
             df[f"{r}_utilization"] = np.where(df[f"{r}_budget"] > 0, df[r] / df[f"{r}_budget"], np.nan)
-    df["fits_budget"] = [all(row[r] <= row[f"{r}_budget"] for r in RES) for _, row in df.iterrows()]
-    df["note"] = UNESTIMATED_NOTE
+    df["budget_utilization"] = utilization
+    df["fits_budget"] = [all(row[r] <= utilization * row[f"{r}_budget"] + 1e-9 for r in RES) for _, row in df.iterrows()]
+    df["note"] = ("DSP: RTL matrix units counted with the lanes per DSP the RTL packs (DSP_finn: FINN+'s count); "
+                  "zero_estimated: node types FINN+ estimates at 0; replicas share one input stream (the "
+                  "splitter is not modelled)")
     df["source"] = SOURCE_ESTIMATE
     return df
 
@@ -90,21 +123,44 @@ def fps_table(resources: pd.DataFrame, board_jsons: list, check_csvs: list = ())
     return table.drop(columns="exported")
 
 
-HEADLINE = ["board", "twin", "gate", "target_kind", "target_value", "forwarded_fraction", "original_accuracy",
-            "twin_accuracy", "twindnn_accuracy", "accuracy_recovery", "twindnn_fps", "original_alone_fps",
-            "twin_alone_fps", "throughput_gain", "big_little_fps", "big_little_gain", "mean_latency_ms",
-            "fits", "source"]
+HEADLINE = ["board", "twin", "gate", "target_kind", "target_value", "scheduler", "forwarded_fraction",
+            "original_accuracy", "twin_accuracy", "twindnn_accuracy", "accuracy_recovery", "original_direct_share",
+            "twindnn_fps", "twin_replicas", "original_replicas",
+            "original_alone_fps", "gain_vs_original_alone", "original_alone_replicas", "original_alone_limit",
+            "original_in_pair_fps", "gain_vs_original_in_pair", "time_shared_fps", "gain_vs_time_shared",
+            "twin_alone_fps", "gain_vs_twin_alone", "twin_alone_limit",
+            "total_LUT", "total_DSP", "total_BRAM_18K", "total_URAM", "utilization_budget", "fits", "pair_limit",
+            "source"]
+
+
+def budget_violations(headline: pd.DataFrame) -> list[str]:
+    """Headline rows called fitting whose pair is over ``utilization_budget`` of the board's budget
+    in ``hardware/boards/<board>.yaml`` (the board files, not the table's own figures)."""
+    from .boards import load_board
+
+    problems = []
+    for i, row in headline[headline["fits"].astype(bool)].iterrows():
+        board = load_board(row["board"])
+        for r in RES:
+            cap = float(row["utilization_budget"]) * float(board["resources"].get(r, 0))
+            if not float(row[f"total_{r}"]) <= cap + 1e-9:
+                problems.append(f"row {i} ({row['board']}, {row['twin']}, {row['gate']}, {row['scheduler']}): "
+                                f"{r} {row[f'total_{r}']:.0f} > {cap:.0f}")
+    return problems
 
 
 def headline_table(system_csvs: list) -> pd.DataFrame:
+    """TwinDNN and its four baselines per board, twin, operating point and scheduler (see
+    :func:`twindnn.hardware.colocate.system_rows`)."""
     df = pd.concat([pd.read_csv(p) for p in system_csvs], ignore_index=True)
-    return df[[c for c in HEADLINE if c in df.columns]]
+    return df.reindex(columns=HEADLINE)
 
 
-def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE) -> None:
-    """Accuracy vs system throughput per board, for one gate (the paper's by default): TwinDNN
-    (parallel) and Big/Little (sequential) through the gate's operating points, the oracle gate,
-    each twin alone and the original alone. One colour per twin."""
+def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE,
+                                  scheduler: str = "work_sharing") -> None:
+    """Accuracy vs system throughput per board, for one gate and scheduler: TwinDNN through the
+    gate's operating points, the time-shared Big/Little baseline at the same points, the oracle
+    gate, each twin alone and the original alone (whole device). One colour per twin."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,27 +174,27 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
     shown = gate if gate in available else (available[0] if available else gate)
     fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4.2), squeeze=False)
     for ax, board in zip(axes[0], boards):
-        d = system[(system["board"] == board) & system["fits"].astype(bool)]
+        d = system[(system["board"] == board) & (system["scheduler"] == scheduler)]
         for twin, g in d.groupby("twin", sort=False):
             c = colours[twin]
-            points = g[g["gate"] == shown].sort_values("forwarded_fraction")
+            ok = g[g["fits"].astype(bool)]
+            points = ok[ok["gate"] == shown].sort_values("forwarded_fraction")
             ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], "o-", color=c, label=f"TwinDNN {twin}")
-            ax.plot(points["big_little_fps"], points["twindnn_accuracy"], "s--", color=c, alpha=0.6,
-                    label=f"Big/Little {twin}")
-            o = g[g["gate"] == "oracle"]
+            ax.plot(points["time_shared_fps"], points["cascade_accuracy"], "s--", color=c, alpha=0.6,
+                    label=f"time-shared Big/Little {twin}")
+            o = ok[ok["gate"] == "oracle"]
             ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], "*", ms=13, color=c, label=f"oracle gate {twin}")
             ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], "v", ms=8, color=c,
                     label=f"twin {twin} alone")
-        if len(d):
+        if len(d) and np.isfinite(d["original_alone_fps"].iloc[0]):
             ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=8,
                     label="original alone (whole device)")
         ax.set_xscale("log")
         ax.set_xlabel("system throughput (frames/s, FINN+ estimate)")
         ax.set_ylabel("test accuracy")
-        ax.set_title(f"{board}: gate {shown}, points = recovery targets")
+        ax.set_title(f"{board}: {scheduler}, gate {shown}, points = recovery targets", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120)
-    plt.close(fig)

@@ -1,0 +1,201 @@
+"""One estimate path: the numbers FINN+'s estimate build reports for a folding, and the corrections
+that every table applies to them.
+
+The search (:mod:`twindnn.hardware.colocate`) evaluates a folding by calling FINN+'s own build
+steps in the order the estimate build runs them (``step_specialize_layers``,
+``step_apply_folding_config``, ``step_minimize_bit_width``, ``step_generate_estimate_reports``),
+and reads the reports with :func:`read_reports`, the same reader the build uses. So the
+numbers the search optimises are the numbers the build reports (``tests/test_hardware_finn.py``
+builds one folding both ways and compares them).
+
+Declared corrections and gaps (finn-plus 1.6.1):
+
+- **DSPs of RTL matrix units.** FINN+ counts ``ceil(PE / 4) * SIMD`` DSP48s for every
+  ``MVAU_rtl``/``VVAU_rtl``; the RTL (``finn-rtllib/mvu/mvu.sv``) packs
+  ``1 + (A_WIDTH - !NARROW_WEIGHTS - W) // (W + A - 1)`` lanes per DSP (A_WIDTH 27 on a DSP48E2,
+  25 on a DSP48E1): 2 lanes, not 4, for 8-bit weights and activations. :func:`rtl_mvu_dsps`
+  recomputes the count from the RTL's formula; the report keeps FINN+'s number beside it.
+- **Nodes without a resource model.** FINN+ estimates 0 LUT for ``MVAU_rtl`` (its LUT use is
+  not modelled) and 0 of everything for some node types (``FMPadding_rtl``, ``DuplicateStreams``,
+  ``ElementwiseAdd``, ``GlobalAccPool``, ...). :func:`zero_estimated` lists them per design;
+  the tables carry the list.
+- **Latency** is FINN's critical path (``estimated_latency_ns`` of
+  ``estimate_network_performance.json``) everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from pathlib import Path
+
+from .finn_build import ESTIMATE_STEPS, _config, prepare_finn
+
+RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
+# Attributes a folding config sets (FINN's own list, as step_apply_folding_config writes it back).
+FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType", "mem_mode",
+                 "runtime_writeable_weights", "mac_resource", "impl_style"]
+_RTL_MATRIX_UNITS = ("MVAU_rtl", "VVAU_rtl")
+# What bit-width minimization depends on, besides the weights: how they are stored.
+_STORAGE_ATTRS = ("ram_style", "ram_style_thresholds", "mem_mode", "runtime_writeable_weights")
+_A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
+
+
+def rtl_mvu_dsps(pe: int, simd: int, weight_bits: int, act_bits: int, narrow_weights: bool,
+                 dsp_block: str) -> int:
+    """DSP blocks of one RTL matrix unit, lanes per DSP as ``finn-rtllib/mvu/mvu.sv`` packs them."""
+    import math
+
+    if dsp_block == "DSP58":  # mvu_vvu_8sx9_dsp58: 3 products per DSP58 (FINN+'s own count)
+        return int(pe * math.ceil(simd / 3))
+    a_width = _A_WIDTH[dsp_block]
+    lanes = 1 if a_width == weight_bits else 1 + (a_width - (not narrow_weights) - weight_bits) // (
+        weight_bits + act_bits - 1)
+    return int(math.ceil(pe / max(1, lanes)) * simd)
+
+
+def _dsp_corrections(model, fpga_part: str) -> dict[str, tuple[int, int]]:
+    """{node: (FINN+'s DSP count, the RTL's)} for the RTL matrix units of ``model``."""
+    import numpy as np
+    from finn.util.basic import get_dsp_block
+    from qonnx.custom_op.registry import getCustomOp
+
+    block = get_dsp_block(fpga_part)
+    out = {}
+    for node in model.graph.node:
+        if node.op_type not in _RTL_MATRIX_UNITS or block not in (*_A_WIDTH, "DSP58"):
+            continue
+        inst = getCustomOp(node)
+        weights = model.get_initializer(node.input[1])
+        wdt = inst.get_input_datatype(1)
+        narrow = not (weights is None or np.min(weights) == wdt.min()
+                      or inst.get_nodeattr("mem_mode") in ("dynamic", "external_mem"))
+        finn = int(inst.dsp_estimation(fpga_part))
+        rtl = rtl_mvu_dsps(inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), wdt.bitwidth(),
+                           inst.get_input_datatype(0).bitwidth(), narrow, block)
+        out[node.name] = (finn, rtl)
+    return out
+
+
+def read_reports(report_dir, clock_mhz: float, model, fpga_part: str) -> dict:
+    """A design's figures from FINN+'s estimate reports, with the declared corrections applied.
+
+    ``model`` is the graph the reports were made from (for the node types and the RTL DSP count).
+    """
+    report = Path(report_dir)
+    perf = json.loads((report / "estimate_network_performance.json").read_text())
+    resources = json.loads((report / "estimate_layer_resources.json").read_text())
+    cycles = json.loads((report / "estimate_layer_cycles.json").read_text())
+    op_types = {n.name: n.op_type for n in model.graph.node}
+    dsp_fix = _dsp_corrections(model, fpga_part)
+    layers = []
+    for name, res in resources.items():
+        if name == "total":
+            continue
+        row = {"layer": name, "op_type": op_types.get(name, ""), "cycles": int(cycles.get(name, 0)),
+               **{r: float(res.get(r, 0.0)) for r in RESOURCES}}
+        if name in dsp_fix:
+            row["DSP_finn"], row["DSP"] = float(dsp_fix[name][0]), float(dsp_fix[name][1])
+        layers.append(row)
+    bottleneck = max(layers, key=lambda lay: lay["cycles"]) if layers else {"layer": "", "cycles": 0}
+    out = {
+        "clock_mhz": clock_mhz,
+        "estimated_throughput_fps": float(perf["estimated_throughput_fps"]),
+        "estimated_latency_ms": float(perf["estimated_latency_ns"]) * 1e-6,  # FINN's critical path
+        "max_cycles": int(perf["max_cycles"]),
+        "critical_path_cycles": int(perf["critical_path_cycles"]),
+        "bottleneck_layer": bottleneck["layer"],
+        **{r: float(sum(lay[r] for lay in layers)) for r in RESOURCES},
+        "DSP_finn": float(sum(lay.get("DSP_finn", lay["DSP"]) for lay in layers)),
+        "zero_estimated": zero_estimated(layers),
+        "layers": layers,
+    }
+    return out
+
+
+def zero_estimated(layers: list[dict]) -> str:
+    """Node types with no resource model in FINN+ (all 0), and RTL matrix units (0 LUT by definition)."""
+    empty = sorted({lay["op_type"] for lay in layers if not any(lay[r] for r in RESOURCES)})
+    no_lut = sorted({lay["op_type"] for lay in layers if lay["op_type"] in _RTL_MATRIX_UNITS})
+    parts = []
+    if empty:
+        parts.append("no estimate (0): " + ", ".join(empty))
+    if no_lut:
+        parts.append("LUT not estimated (0): " + ", ".join(no_lut))
+    return "; ".join(parts)
+
+
+class EstimatePath:
+    """FINN+'s estimate build of one prepared network on one board, evaluated in memory.
+
+    ``specialized`` is the output of ``step_specialize_layers`` (computed once: it does not depend
+    on the folding); :meth:`fold` is ``step_target_fps_parallelization`` (FINN's ``SetFolding``);
+    :meth:`evaluate` runs the build's remaining estimate steps on a folding config.
+    """
+
+    def __init__(self, dataflow_onnx, board: dict):
+        prepare_finn(False)
+        from finn.builder.build_dataflow_config import DataflowOutputType
+        from finn.builder.build_dataflow_steps import step_specialize_layers
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        self.board = board
+        self._tmp = tempfile.TemporaryDirectory(prefix="twindnn_estimate_")
+        self._outputs = [DataflowOutputType.ESTIMATE_REPORTS]
+        cfg = self._cfg()
+        self.specialized = step_specialize_layers(ModelWrapper(str(dataflow_onnx)), cfg)
+        self._minimized: dict[str, object] = {}
+
+    def _cfg(self, **extra):
+        return _config(self._tmp.name, ESTIMATE_STEPS, self._outputs, self.board["part"], self.board["clock_mhz"],
+                       standalone_thresholds=True, **extra)
+
+    def fold(self, target_fps: float, mvau_wwidth_max: int | None) -> dict:
+        """The folding config FINN's ``SetFolding`` chooses for ``target_fps`` (no SIMD cap when None)."""
+        from finn.transformation.fpgadataflow.set_folding import SetFolding
+
+        cycles = max(1, int(self.board["clock_mhz"] * 1e6 / max(float(target_fps), 1e-9)))
+        model = copy.deepcopy(self.specialized)
+        model = model.transform(SetFolding(cycles, mvau_wwidth_max=int(mvau_wwidth_max or 2**31 - 1)))
+        return folding_config(model)
+
+    def evaluate(self, folding: dict) -> dict:
+        """The estimate build's figures for ``folding`` (see :func:`read_reports`).
+
+        ``step_minimize_bit_width`` takes nine tenths of the time and does not depend on PE and
+        SIMD, only on where and how weights are stored: its result is reused across foldings
+        that store weights alike, and the folding applied again on top. The search-vs-build
+        test and the check in :mod:`twindnn.hardware.tables` hold this to the build's numbers.
+        """
+        from finn.builder.build_dataflow_steps import (step_apply_folding_config, step_generate_estimate_reports,
+                                                       step_minimize_bit_width)
+
+        cfg = self._folding_cfg(folding)
+        key = json.dumps({n: {a: v for a, v in attrs.items() if a in _STORAGE_ATTRS}
+                          for n, attrs in sorted(folding.items())}, sort_keys=True)
+        if key not in self._minimized:
+            model = step_apply_folding_config(copy.deepcopy(self.specialized), cfg)
+            self._minimized[key] = step_minimize_bit_width(model, cfg)
+        model = step_apply_folding_config(copy.deepcopy(self._minimized[key]), cfg)
+        model = step_generate_estimate_reports(model, cfg)
+        return read_reports(cfg.get_report_directory(), self.board["clock_mhz"], model, self.board["part"])
+
+    def _folding_cfg(self, folding: dict):
+        path = Path(self._tmp.name) / "folding.json"
+        path.write_text(json.dumps(folding))
+        cfg = self._cfg(folding_config_file=str(path))
+        cfg.get_report_directory().mkdir(parents=True, exist_ok=True)
+        return cfg
+
+
+def folding_config(model) -> dict:
+    """FINN folding config (``folding_config_file`` JSON) of a folded model."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    cfg = {"Defaults": {}}
+    for node in model.graph.node:
+        inst = getCustomOp(node)
+        types = inst.get_nodeattr_types()
+        cfg[node.name] = {a: inst.get_nodeattr(a) for a in FOLDING_ATTRS if a in types}
+    return cfg

@@ -62,3 +62,31 @@ def test_bad_input_is_rejected():
         simulate([True], [True, False], [True], Accelerator(1), Accelerator(1))
     with pytest.raises(ValueError, match="scheduler"):
         simulate([True], [True], [True], Accelerator(1), Accelerator(1), "round_robin")
+
+
+def test_system_rows_are_replayed_on_the_test_split():
+    import pandas as pd
+
+    from twindnn.simulate import simulate_system_rows
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 4000)
+    twin = {"test_logits": rng.normal(size=(4000, 3)) + 2 * np.eye(3)[labels], "test_labels": labels}
+    orig = {"test_logits": rng.normal(size=(4000, 3)) + 5 * np.eye(3)[labels], "test_labels": labels}
+    points = pd.DataFrame([{"gate": "max_softmax", "target_value": 0.9, "threshold": 0.8},
+                           {"gate": "oracle", "target_value": np.nan, "threshold": np.nan}])
+    system = pd.DataFrame([
+        {"gate": "max_softmax", "target_value": 0.9, "scheduler": "work_sharing", "fits": True, "twin_fps": 1000.0,
+         "original_fps": 400.0, "twin_latency_ms": 1.0, "original_latency_ms": 2.5},
+        {"gate": "oracle", "target_value": np.nan, "scheduler": "twin_first", "fits": True, "twin_fps": 1000.0,
+         "original_fps": 400.0, "twin_latency_ms": 1.0, "original_latency_ms": 2.5},
+        {"gate": "oracle", "target_value": np.nan, "scheduler": "twin_first", "fits": False}])
+    out = simulate_system_rows(system, points, twin, orig)
+    from twindnn.cascade import confidence
+
+    f = float((confidence(twin["test_logits"], "max_softmax") < 0.8).mean())
+    assert out.loc[0, "simulated_throughput_fps"] == pytest.approx(system_fps(1000, 400, f), rel=0.02)
+    oracle_f = float((twin["test_logits"].argmax(1) != labels).mean())
+    assert out.loc[1, "simulated_throughput_fps"] == pytest.approx(system_fps(1000, 400, oracle_f, "twin_first"),
+                                                                   rel=0.02)
+    assert np.isnan(out.loc[2, "simulated_throughput_fps"])

@@ -61,6 +61,8 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
         assert headline[f"{baseline}_fps"].gt(0).all() and f"gain_vs_{baseline}" in headline
     assert headline["original_alone_limit"].str.match("fully unfolded|resources: ").all()
     assert not budget_violations(headline)
+    # the replay of the test split through both accelerators, beside the closed forms
+    assert headline["simulated_throughput_fps"].gt(0).all() and headline["simulated_inputs"].eq(256).all()
     assert resources["fits_budget"].all() and resources["zero_estimated"].str.contains("MVAU_rtl").all()
 
 

@@ -113,3 +113,39 @@ def simulate(forward, twin_correct, original_correct, twin: Accelerator, origina
         "p99_latency_ms": float(np.percentile(latency_ms, 99)),
         "max_queue_depth": int(max_depth),
     }
+
+
+def forwarded_inputs(twin_logits, labels, gate: str, threshold: float) -> np.ndarray:
+    """The gate's decision per input (``confidence < threshold``); the oracle gate (NaN threshold)
+    forwards exactly the inputs the twin gets wrong."""
+    from .cascade import confidence, forwarded_mask
+
+    if np.isnan(threshold):
+        return np.asarray(twin_logits).argmax(1) != np.asarray(labels)
+    return forwarded_mask(confidence(twin_logits, gate), threshold)
+
+
+def simulate_system_rows(system, points, twin_logits: dict, original_logits: dict):
+    """Add the simulation of each fitting pair of a system table (``twindnn.hardware.colocate.system_rows``)
+    on the test split, in order: ``simulated_*`` columns beside the closed forms."""
+    import pandas as pd
+
+    labels = twin_logits["test_labels"]
+    twin_ok = twin_logits["test_logits"].argmax(1) == labels
+    orig_ok = original_logits["test_logits"].argmax(1) == labels
+    thresholds = {(p["gate"], p["target_value"] if p["gate"] != "oracle" else "oracle"): p["threshold"]
+                  for _, p in points.iterrows()}
+    rows = []
+    for _, row in system.iterrows():
+        out = {}
+        if bool(row["fits"]):
+            key = (row["gate"], row["target_value"] if row["gate"] != "oracle" else "oracle")
+            forward = forwarded_inputs(twin_logits["test_logits"], labels, row["gate"], float(thresholds[key]))
+            sim = simulate(forward, twin_ok, orig_ok,
+                           Accelerator(row["twin_fps"], row["twin_latency_ms"] / 1e3),
+                           Accelerator(row["original_fps"], row["original_latency_ms"] / 1e3), row["scheduler"])
+            out = {f"simulated_{k}": sim[k] for k in ("throughput_fps", "accuracy", "mean_latency_ms",
+                                                      "p99_latency_ms", "max_queue_depth", "original_direct_share")}
+            out["simulated_inputs"] = sim["inputs"]
+        rows.append(out)
+    return pd.concat([system.reset_index(drop=True), pd.DataFrame(rows)], axis=1)

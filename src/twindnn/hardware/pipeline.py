@@ -19,6 +19,7 @@ from .. import data as data_lib
 from ..cascade import rescore_operating_points
 from ..config import BoardTimingStage, BuildStage, ColocateStage, ExportStage, PrepareStage, QuantizeStage, TablesStage
 from ..models import load_checkpoint, load_trained
+from ..simulate import simulate_system_rows
 from ..pipeline import accuracy, file_sha256, network_meta, save_logits, training_datasets
 from ..train import fit, save_checkpoint
 from . import colocate as co
@@ -149,6 +150,8 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
     system = co.system_rows(board, twin, designs["twin"], designs["original"], pts, util, limits,
                             max_replicas=stage.max_replicas, switch_ms=stage.switch_ms,
                             switch_batch=stage.switch_batch)
+    # The closed forms beside a replay of the test split through the two accelerators.
+    system = simulate_system_rows(system, pts, tl, ol)
     system.to_csv(outputs["system"], index=False)
 
     # The builds: the design point's pair, and the original's best whole-device design.

@@ -130,7 +130,8 @@ HEADLINE = ["board", "twin", "gate", "target_kind", "target_value", "scheduler",
             "original_in_pair_fps", "gain_vs_original_in_pair", "time_shared_fps", "gain_vs_time_shared",
             "twin_alone_fps", "gain_vs_twin_alone", "twin_alone_limit",
             "total_LUT", "total_DSP", "total_BRAM_18K", "total_URAM", "utilization_budget", "fits", "pair_limit",
-            "source"]
+            "simulated_inputs", "simulated_throughput_fps", "simulated_accuracy", "simulated_mean_latency_ms",
+            "simulated_p99_latency_ms", "simulated_max_queue_depth", "source"]
 
 
 def budget_violations(headline: pd.DataFrame) -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from twindnn import config, data, pipeline
+from twindnn.launch import job_spec
 from twindnn.train import cosine_lr, distillation_loss
 
 CONFIG = config.validated({
@@ -130,8 +131,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(cache, tmp_path):
 
     inputs, outputs = io(cache, tmp_path / "part")
     job = tmp_path / "job.json"
-    job.write_text(json.dumps({"stage": stage.to_params(), "inputs": {k: str(v) for k, v in inputs.items()},
-                               "outputs": {k: str(v) for k, v in outputs.items()}}))
+    job.write_text(json.dumps(job_spec(stage, inputs, outputs)))  # same torch threads as this process
     with open(tmp_path / "killed.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "twindnn.cli", "train", "--job", str(job)],
                                 stdout=log, stderr=log)

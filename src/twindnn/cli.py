@@ -18,6 +18,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with open(args.job) as f:
         job = json.load(f)
+    if job.get("threads"):  # the launching job's torch threads: results do not depend on who runs an epoch
+        import torch
+
+        torch.set_num_threads(int(job["threads"]))
     run_training(TrainStage.from_params(job["stage"]), job["inputs"], job["outputs"])
     return 0
 

@@ -13,6 +13,14 @@ from . import pipeline
 from .config import TrainStage
 
 
+def job_spec(stage: TrainStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """What ``python -m twindnn.cli train --job`` reads: the stage, its files, this process's torch threads."""
+    import torch
+
+    return {"stage": stage.to_params(), "inputs": {k: str(v) for k, v in inputs.items()},
+            "outputs": {k: str(v) for k, v in outputs.items()}, "threads": torch.get_num_threads()}
+
+
 def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int = 0, log=sys.stderr):
     """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.pipeline`.
 
@@ -24,8 +32,7 @@ def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int
     work_dir = Path(outputs["work_dir"])
     work_dir.mkdir(parents=True, exist_ok=True)
     job = work_dir / "job.json"
-    job.write_text(json.dumps({"stage": stage.to_params(), "inputs": {k: str(v) for k, v in inputs.items()},
-                               "outputs": {k: str(v) for k, v in outputs.items()}}))
+    job.write_text(json.dumps(job_spec(stage, inputs, outputs)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
            "-m", "twindnn.cli", "train", "--job", str(job)]
     print("launching:", " ".join(cmd), file=log, flush=True)

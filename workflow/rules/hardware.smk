@@ -129,6 +129,35 @@ rule hw_build:
         "../../scripts/hw_build.py"
 
 
+rule hw_build_pair:
+    input:
+        twin_dataflow=lambda wc: expand(
+            rules.hw_prepare.output.dataflow, network=f"twin_{wc.twin}"
+        )[0],
+        original_dataflow=expand(
+            rules.hw_prepare.output.dataflow, network="original_q"
+        )[0],
+        folding_twin=rules.hw_colocate.output.folding_twin,
+        folding_original=rules.hw_colocate.output.folding_original,
+    output:
+        estimates=f"{HW}/builds/{{board}}__{{twin}}__pair.json",
+    log:
+        f"{RESULTS}/logs/hw_build_pair_{{board}}__{{twin}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hw_build_pair_{{board}}__{{twin}}.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc: 600 if HW_CONFIG["vivado"] else 30,
+    params:
+        stage=lambda wc: cfg.build_stage(config, wc.board).to_params(),
+        build_dir=lambda wc: f"{HW}/builds/{wc.board}__{wc.twin}__pair",
+    script:
+        "../../scripts/hw_build_pair.py"
+
+
 rule hw_board_timing:
     input:
         estimates=rules.hw_build.output.estimates,
@@ -156,6 +185,9 @@ rule hw_tables:
             board=HW_BOARDS,
             twin=HW_TWINS,
             role=HW_ROLES,
+        ),
+        pairs=expand(
+            rules.hw_build_pair.output.estimates, board=HW_BOARDS, twin=HW_TWINS
         ),
         systems=expand(rules.hw_colocate.output.system, board=HW_BOARDS, twin=HW_TWINS),
         design_points=expand(

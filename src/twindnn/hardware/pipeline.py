@@ -199,6 +199,21 @@ def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     return {k: v for k, v in est.items() if k != "layers"}
 
 
+def build_pair_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """The design point's twin and original as ONE design (FINN+'s multi-DNN Parallel mode): joint
+    estimate reports, or with hardware.vivado the joint bitstream. inputs: twin_dataflow,
+    original_dataflow, folding_twin, folding_original; outputs: estimates (JSON), build_dir."""
+    from .multi_dnn import build_pair
+
+    board = load_board(stage.board)
+    est = build_pair(inputs["twin_dataflow"], inputs["original_dataflow"], inputs["folding_twin"],
+                     inputs["folding_original"], board, outputs["build_dir"], vivado=bool(stage.vivado))
+    est.update(board=stage.board, budget=board["resources"], source=SOURCE_ESTIMATE,
+               deploy_dir=str(Path(outputs["build_dir"]) / "joint" / "build" / "deploy") if stage.vivado else None)
+    Path(outputs["estimates"]).write_text(json.dumps(est, indent=2, default=str))
+    return {k: v for k, v in est.items() if k not in ("layers", "interconnect")}
+
+
 def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping) -> dict:
     """Time one deployed accelerator on its board over SSH. inputs: estimates, meta; outputs: report."""
     from .board_timing import run_on_board
@@ -218,7 +233,8 @@ def tables_step(stage: TablesStage, inputs: Mapping, outputs: Mapping) -> str:
 
     Stops with :class:`twindnn.hardware.tables.SearchBuildMismatch` if a build's figures differ from
     the search's for the same design."""
-    res = tables.resource_table(list(inputs["builds"]), list(inputs["design_points"]), stage.utilization)
+    res = tables.resource_table(list(inputs["builds"]), list(inputs["design_points"]), stage.utilization,
+                                list(inputs["pairs"]))
     res.to_csv(outputs["resources"], index=False)
     tables.fps_table(res, list(inputs["board_reports"]), list(inputs["checks"])).to_csv(outputs["fps"], index=False)
     head = tables.headline_table(list(inputs["systems"]))

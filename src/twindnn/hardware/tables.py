@@ -34,15 +34,36 @@ def check_builds_match_search(builds: dict, design_points: list) -> None:
                                           f"(search, build): {diff}")
 
 
-def resource_table(build_jsons: list, design_points: list, utilization: float) -> pd.DataFrame:
+def check_joint_build(builds: dict, pair_jsons: list) -> dict:
+    """{(board, twin): joint resources} of the one-design (multi-DNN Parallel) builds; raises if a
+    joint build's resources differ from its two single builds' sum (one instance each)."""
+    joint = {}
+    for path in pair_jsons:
+        est = json.loads(Path(path).read_text())
+        board, twin, _ = Path(path).stem.split("__")
+        total = {r: builds[(board, twin, "twin")][r] + builds[(board, twin, "original")][r] for r in RES}
+        diff = {r: (est[r], total[r]) for r in RES if float(est[r]) != float(total[r])}
+        if diff:
+            raise SearchBuildMismatch(f"{board}/{twin}: the joint FINN+ Parallel build differs from the sum of the "
+                                      f"single builds (joint, sum): {diff}")
+        joint[(board, twin)] = est
+    return joint
+
+
+def resource_table(build_jsons: list, design_points: list, utilization: float,
+                   pair_jsons: list = ()) -> pd.DataFrame:
     """Per board, twin and built network (and the co-located pair): resources of one instance, the
-    replicas the design uses, their total, and whether it fits ``utilization`` of the board."""
+    replicas the design uses, their total, and whether it fits ``utilization`` of the board.
+
+    ``pair_jsons``: the pair built as one design (FINN+ multi-DNN Parallel), checked to equal the
+    sum of the single builds; the co-located rows say so (``joint_build``)."""
     builds, rows = {}, []
     for path in build_jsons:
         est = json.loads(Path(path).read_text())
         board, twin, role = Path(path).stem.split("__")
         builds[(board, twin, role)] = est
     check_builds_match_search(builds, design_points)
+    joint = check_joint_build(builds, list(pair_jsons))
     replicas = {}
     for path in design_points:
         points = json.loads(Path(path).read_text())
@@ -68,7 +89,9 @@ def resource_table(build_jsons: list, design_points: list, utilization: float) -
         row = {"board": board, "twin": twin, "network": "co-located (twin + original)", "replicas": np.nan,
                "estimated_throughput_fps": np.nan, "estimated_latency_ms": np.nan,
                "clock_mhz": g["clock_mhz"].iloc[0], "DSP_finn": g["DSP_finn"].sum(),
-               "zero_estimated": "; ".join(dict.fromkeys(g["zero_estimated"]))}
+               "zero_estimated": "; ".join(dict.fromkeys(g["zero_estimated"])),
+               "joint_build": "FINN+ multi-DNN Parallel build of one instance each: equal to the sum"
+               if (board, twin) in joint else "sum of the single builds"}
         for r in RES:
             row[r] = g[r].sum()
             row[f"{r}_budget"] = g[f"{r}_budget"].iloc[0]

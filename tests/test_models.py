@@ -10,6 +10,7 @@ SPECS = {
     "w1a2": {"weight_bits": 1, "act_bits": 2},
     "w2a2": {"weight_bits": 2, "act_bits": 2},
     "t2a2": {"ternary": True, "act_bits": 2},
+    "t2a8_pc": {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"},  # the paper's twin
 }
 
 
@@ -53,6 +54,16 @@ def test_quantized_values(original):
     w = ternary.layer2[1].conv2.quant_weight()
     assert len((w.value / w.scale).round().unique()) <= 3
     assert set((w.value / w.scale).round().unique().tolist()) <= {-1.0, 0.0, 1.0}
+
+
+def test_papers_twin_is_ternary_with_one_scale_per_output_channel(original):
+    twin = create_twin(original, TwinSpec.from_config("t2a8_pc", SPECS["t2a8_pc"])).eval()
+    w = twin.layer2[1].conv2.quant_weight()
+    assert w.scale.shape == (twin.layer2[1].conv2.out_channels, 1, 1, 1)
+    assert len(w.scale.unique()) > 1  # channels really have their own scales
+    assert set(w.int().unique().tolist()) <= {-1, 0, 1}
+    with pytest.raises(ValueError, match="binary weights have one constant scale"):
+        TwinSpec.from_config("w1", {"weight_bits": 1, "act_bits": 1, "weight_scaling": "per_channel"})
 
 
 def test_residual_add_inputs_share_one_unsigned_scale(original):

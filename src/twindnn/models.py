@@ -74,6 +74,15 @@ class TwinSpec:
     # (unsigned add inputs clip each branch's negative half: a float CIFAR-10 original dropped
     # from 61 % to 35 %). Twins keep unsigned adds and learn around them.
     signed_residual: bool = False
+    # Weight scales: one per tensor, or one per output channel (the paper's ternary twin).
+    weight_scaling: str = "per_tensor"
+
+    def __post_init__(self):
+        if self.weight_scaling not in ("per_tensor", "per_channel"):
+            raise ValueError(f"twin {self.name}: weight_scaling {self.weight_scaling!r}: use per_tensor or per_channel")
+        if self.weight_scaling == "per_channel" and self.weight_bits == 1 and not self.ternary:
+            raise ValueError(f"twin {self.name}: binary weights have one constant scale; per_channel scaling needs "
+                             "ternary: true or weight_bits >= 2")
 
     @classmethod
     def from_config(cls, name: str, cfg: dict) -> "TwinSpec":
@@ -81,7 +90,7 @@ class TwinSpec:
         weight_bits = 2 if ternary else int(cfg["weight_bits"])
         stream = cfg.get("stream_bits")
         return cls(name, weight_bits, int(cfg["act_bits"]), ternary, int(cfg.get("edge_bits", 8)),
-                   int(stream) if stream else None)
+                   int(stream) if stream else None, weight_scaling=cfg.get("weight_scaling", "per_tensor"))
 
     @property
     def scaling(self) -> dict:
@@ -94,9 +103,13 @@ class TwinSpec:
 
 
 def _weight_quant(spec: TwinSpec):
-    from brevitas.quant import (Int8WeightPerTensorFloat, SignedBinaryWeightPerTensorConst,
-                                SignedTernaryWeightPerTensorConst)
+    from brevitas.quant import (Int8WeightPerChannelFloat, Int8WeightPerTensorFloat,
+                                SignedBinaryWeightPerTensorConst, SignedTernaryWeightPerTensorConst)
 
+    if spec.weight_scaling == "per_channel":
+        # ternary: 2-bit narrow range, {-1, 0, +1} times one learned scale per output channel
+        return dict(weight_quant=Int8WeightPerChannelFloat, weight_bit_width=spec.weight_bits,
+                    weight_narrow_range=True)
     if spec.ternary:
         return dict(weight_quant=SignedTernaryWeightPerTensorConst)
     if spec.weight_bits == 1:

@@ -3,4 +3,5 @@ from twindnn.config import BuildStage
 from twindnn.hardware.pipeline import build_step
 from twindnn.snakemake_io import run_rule
 
-run_rule(snakemake, BuildStage, build_step, extra_outputs={"build_dir": snakemake.params.build_dir})
+run_rule(snakemake, BuildStage, build_step,
+         extra_outputs={"build_dir": snakemake.params.build_dir, "role": snakemake.wildcards.role})

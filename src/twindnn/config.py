@@ -242,6 +242,8 @@ class ColocateStage(Stage):
     switch_ms: float
     switch_batch: int
     scheduler: str  # the scheduler the built design point is sized for
+    twin_mac: str
+    original_mac: str
     design_gate: str
     design_target: float
 
@@ -250,6 +252,8 @@ class ColocateStage(Stage):
 class BuildStage(Stage):
     board: str
     vivado: bool
+    twin_mac: str
+    original_mac: str
 
 
 @dataclass(frozen=True)
@@ -345,13 +349,14 @@ def colocate_stage(config: dict, board: str) -> ColocateStage:
                          fps_factor=hw["fps_factor"], mvau_wwidth_max=hw["mvau_wwidth_max"],
                          refine_steps=hw["refine_steps"], max_replicas=hw["max_replicas"],
                          switch_ms=hw["time_shared"]["switch_ms"], switch_batch=hw["time_shared"]["batch"],
-                         scheduler=hw["scheduler"],
+                         scheduler=hw["scheduler"], twin_mac=hw["twin_mac"], original_mac=hw["original_mac"],
                          design_gate=hw["design_point"]["gate"],
                          design_target=float(hw["design_point"]["target_value"]))
 
 
 def build_stage(config: dict, board: str) -> BuildStage:
-    return BuildStage(board=board, vivado=bool(config["hardware"]["vivado"]))
+    hw = config["hardware"]
+    return BuildStage(board=board, vivado=bool(hw["vivado"]), twin_mac=hw["twin_mac"], original_mac=hw["original_mac"])
 
 
 def board_timing_stage(config: dict, board: str) -> BoardTimingStage:

@@ -125,14 +125,20 @@ def forwarded_inputs(twin_logits, labels, gate: str, threshold: float) -> np.nda
     return forwarded_mask(confidence(twin_logits, gate), threshold)
 
 
-def simulate_system_rows(system, points, twin_logits: dict, original_logits: dict):
+def simulate_system_rows(system, points, twin_logits: dict, original_logits: dict, min_inputs: int = 20_000):
     """Add the simulation of each fitting pair of a system table (``twindnn.hardware.colocate.system_rows``)
-    on the test split, in order: ``simulated_*`` columns beside the closed forms."""
+    on the test split, in order: ``simulated_*`` columns beside the closed forms.
+
+    The split is replayed as often as it takes to reach ``min_inputs`` inputs: a stream of a few
+    hundred images lasts about as long as a deep pipeline's latency, and would measure the
+    pipeline filling rather than the throughput."""
     import pandas as pd
 
-    labels = twin_logits["test_labels"]
+    repeats = max(1, -(-min_inputs // len(twin_logits["test_labels"])))
+    labels = np.tile(twin_logits["test_labels"], repeats)
+    twin_logits = {"test_logits": np.tile(twin_logits["test_logits"], (repeats, 1)), "test_labels": labels}
     twin_ok = twin_logits["test_logits"].argmax(1) == labels
-    orig_ok = original_logits["test_logits"].argmax(1) == labels
+    orig_ok = np.tile(original_logits["test_logits"], (repeats, 1)).argmax(1) == labels
     thresholds = {(p["gate"], p["target_value"] if p["gate"] != "oracle" else "oracle"): p["threshold"]
                   for _, p in points.iterrows()}
     rows = []

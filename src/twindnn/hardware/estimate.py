@@ -126,6 +126,39 @@ def zero_estimated(layers: list[dict]) -> str:
     return "; ".join(parts)
 
 
+MACS = ("auto", "lut", "dsp")
+_MATRIX_UNITS = ("MVAU", "VVAU")
+
+
+def specialize_config(dataflow_onnx, mac: str) -> dict | None:
+    """FINN's ``specialize_layers_config_file`` content for a MAC resource choice.
+
+    ``auto``: FINN+ decides (RTL matrix units on DSPs where the widths fit); ``lut`` (the paper's
+    twin): HLS matrix units, whose multipliers go to LUTs (``resType`` set by :func:`mac_attributes`);
+    ``dsp``: HLS units with ``resType="dsp"`` where FINN+ would not pick an RTL one.
+    """
+    if mac not in MACS:
+        raise ValueError(f"mac resource {mac!r}: use one of {', '.join(MACS)}")
+    if mac != "lut":
+        return None
+    import onnx
+
+    model = onnx.load(str(dataflow_onnx), load_external_data=False)
+    return {"Defaults": {}, **{n.name: {"preferred_impl_style": "hls"} for n in model.graph.node
+                               if n.op_type in _MATRIX_UNITS}}
+
+
+def mac_attributes(folding: dict, mac: str) -> dict:
+    """``folding`` with the HLS matrix units' ``resType`` set for the MAC resource choice."""
+    if mac == "auto":
+        return folding
+    out = json.loads(json.dumps(folding))
+    for name, attrs in out.items():
+        if name.split("_")[0] in _MATRIX_UNITS and name.split("_")[1:2] == ["hls"] and "resType" in attrs:
+            attrs["resType"] = mac
+    return out
+
+
 class EstimatePath:
     """FINN+'s estimate build of one prepared network on one board, evaluated in memory.
 
@@ -134,20 +167,27 @@ class EstimatePath:
     :meth:`evaluate` runs the build's remaining estimate steps on a folding config.
     """
 
-    def __init__(self, dataflow_onnx, board: dict):
+    def __init__(self, dataflow_onnx, board: dict, mac: str = "auto"):
         prepare_finn(False)
         from finn.builder.build_dataflow_config import DataflowOutputType
         from finn.builder.build_dataflow_steps import step_specialize_layers
         from qonnx.core.modelwrapper import ModelWrapper
 
-        self.board = board
+        self.board, self.mac = board, mac
         self._tmp = tempfile.TemporaryDirectory(prefix="twindnn_estimate_")
         self._outputs = [DataflowOutputType.ESTIMATE_REPORTS]
+        self._specialize = None
+        spec = specialize_config(dataflow_onnx, mac)
+        if spec is not None:
+            self._specialize = Path(self._tmp.name) / "specialize.json"
+            self._specialize.write_text(json.dumps(spec))
         cfg = self._cfg()
         self.specialized = step_specialize_layers(ModelWrapper(str(dataflow_onnx)), cfg)
         self._minimized: dict[str, object] = {}
 
     def _cfg(self, **extra):
+        if self._specialize is not None:
+            extra["specialize_layers_config_file"] = str(self._specialize)
         return _config(self._tmp.name, ESTIMATE_STEPS, self._outputs, self.board["part"], self.board["clock_mhz"],
                        standalone_thresholds=True, **extra)
 
@@ -158,7 +198,7 @@ class EstimatePath:
         cycles = max(1, int(self.board["clock_mhz"] * 1e6 / max(float(target_fps), 1e-9)))
         model = copy.deepcopy(self.specialized)
         model = model.transform(SetFolding(cycles, mvau_wwidth_max=int(mvau_wwidth_max or 2**31 - 1)))
-        return folding_config(model)
+        return mac_attributes(folding_config(model), self.mac)
 
     def evaluate(self, folding: dict) -> dict:
         """The estimate build's figures for ``folding`` (see :func:`read_reports`).

@@ -359,9 +359,13 @@ def prepare_network(onnx_path, output_dir, fpga_part: str = "xczu7ev-ffvc1156-2-
     return out
 
 
-def build_network(dataflow_onnx, output_dir, board: dict, folding_config, *, vivado: bool = False) -> dict:
+def build_network(dataflow_onnx, output_dir, board: dict, folding_config, *, vivado: bool = False,
+                  mac: str = "auto") -> dict:
     """Per-board build from the prepared model with a folding config: estimates, or (``vivado``)
-    on to the bitstream, driver and deployment package. Returns :func:`read_estimates`."""
+    on to the bitstream, driver and deployment package. ``mac``: the matrix units' resource
+    (:func:`twindnn.hardware.estimate.specialize_config`). Returns :func:`read_estimates`."""
+    from .estimate import specialize_config
+
     prepare_finn(vivado)
     from finn.builder.build_dataflow_config import DataflowOutputType, ShellFlowType
 
@@ -371,6 +375,11 @@ def build_network(dataflow_onnx, output_dir, board: dict, folding_config, *, viv
         outputs += [DataflowOutputType.BITFILE, DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
         extra = dict(board=board["finn_board"], shell_flow_type=ShellFlowType.VITIS_ALVEO
                      if board.get("shell") == "alveo" else ShellFlowType.VIVADO_ZYNQ)
+    spec = specialize_config(dataflow_onnx, mac)
+    if spec is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        extra["specialize_layers_config_file"] = str(Path(output_dir).absolute() / "specialize_config.json")
+        Path(extra["specialize_layers_config_file"]).write_text(json.dumps(spec))
     cfg = _config(output_dir, steps, outputs, board["part"], board["clock_mhz"],
                   folding_config_file=str(folding_config), standalone_thresholds=True, **extra)
     _run(dataflow_onnx, cfg)

@@ -48,6 +48,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .estimate import specialize_config
 from .finn_build import BITSTREAM_STEPS, UnmappedNodeError, _config, prepare_finn
 
 NETWORKS = ("twin", "original")
@@ -56,8 +57,10 @@ JOINT_ESTIMATE_STEPS = ["step_minimize_bit_width", "step_generate_estimate_repor
 _MAXIMIZE_SIMD = "finn.transformation.multi_dnn.multi_dnn_steps.step_maximize_concat_split_simd"
 
 
-def multi_dnn_config(models: dict, foldings: dict, *, combine_io: bool = False, vivado: bool = False) -> dict:
-    """FINN+'s multi-DNN JSON for a Parallel build of ``models`` ({name: dataflow.onnx})."""
+def multi_dnn_config(models: dict, foldings: dict, *, combine_io: bool = False, vivado: bool = False,
+                     specialize: dict | None = None) -> dict:
+    """FINN+'s multi-DNN JSON for a Parallel build of ``models`` ({name: dataflow.onnx});
+    ``specialize``: {name: specialize_layers_config_file} where a network's MACs are placed."""
     steps = [{s: list(models)} for s in SUBMODEL_STEPS]
     steps += [{"step_apply_multi_dnn": "Multi_DNN_Wrapper"}, {"step_collapse_multi_dnn": "Multi_DNN_Wrapper"}]
     if combine_io:
@@ -65,7 +68,9 @@ def multi_dnn_config(models: dict, foldings: dict, *, combine_io: bool = False, 
     steps += [{s: "Collapsed_Model"} for s in JOINT_ESTIMATE_STEPS + (BITSTREAM_STEPS if vivado else [])]
     return {
         "Submodels": {name: {"model_path": str(Path(path).absolute()),
-                             "folding_config_file": str(Path(foldings[name]).absolute())}
+                             "folding_config_file": str(Path(foldings[name]).absolute()),
+                             **({"specialize_layers_config_file": str(Path(specialize[name]).absolute())}
+                                if specialize and specialize.get(name) else {})}
                       for name, path in models.items()},
         "Steps": steps,
         "Generation": {"mode": "Parallel", "kwargs": {"combine_inputs_channelwise": combine_io,
@@ -74,7 +79,7 @@ def multi_dnn_config(models: dict, foldings: dict, *, combine_io: bool = False, 
 
 
 def build_pair(twin_dataflow, original_dataflow, twin_folding, original_folding, board: dict, out_dir, *,
-               vivado: bool = False, combine_io: bool = False) -> dict:
+               vivado: bool = False, combine_io: bool = False, macs: dict | None = None) -> dict:
     """Build the twin and the original as one FINN+ Parallel design; the joint figures.
 
     ``*_dataflow`` are prepared models (:func:`~twindnn.hardware.finn_build.prepare_network`),
@@ -97,9 +102,15 @@ def build_pair(twin_dataflow, original_dataflow, twin_folding, original_folding,
 
     out_dir = Path(out_dir).absolute()
     models = {"twin": twin_dataflow, "original": original_dataflow}
-    config = multi_dnn_config(models, {"twin": twin_folding, "original": original_folding},
-                              combine_io=combine_io, vivado=vivado)
     out_dir.mkdir(parents=True, exist_ok=True)
+    specialize = {}
+    for name, mac in (macs or {}).items():  # where each network's MACs go, as in its single build
+        spec = specialize_config(models[name], mac)
+        if spec is not None:
+            specialize[name] = out_dir / f"specialize_{name}.json"
+            specialize[name].write_text(json.dumps(spec))
+    config = multi_dnn_config(models, {"twin": twin_folding, "original": original_folding},
+                              combine_io=combine_io, vivado=vivado, specialize=specialize)
     config_path = out_dir / "multi_dnn_config.json"
     config_path.write_text(json.dumps(config, indent=2))
 

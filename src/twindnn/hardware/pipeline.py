@@ -129,7 +129,7 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
     util = float(stage.utilization)
     designs, foldings, limits = {}, {}, {}
     for role in ("twin", "original"):
-        path = EstimatePath(inputs[f"{role}_dataflow"], board)
+        path = EstimatePath(inputs[f"{role}_dataflow"], board, mac=getattr(stage, f"{role}_mac"))
         designs[role], foldings[role], limits[role] = co.search_network(
             path, role, board, util, stage.fps_start, stage.fps_factor, stage.mvau_wwidth_max,
             refine_steps=stage.refine_steps, log=log)
@@ -190,7 +190,8 @@ def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     """
     board = load_board(stage.board)
     out_dir = Path(outputs["build_dir"])
-    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado))
+    mac = stage.twin_mac if outputs["role"] == "twin" else stage.original_mac
+    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado), mac=mac)
     est["board"] = stage.board
     est["budget"] = board["resources"]
     est["source"] = SOURCE_ESTIMATE
@@ -207,7 +208,8 @@ def build_pair_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dic
 
     board = load_board(stage.board)
     est = build_pair(inputs["twin_dataflow"], inputs["original_dataflow"], inputs["folding_twin"],
-                     inputs["folding_original"], board, outputs["build_dir"], vivado=bool(stage.vivado))
+                     inputs["folding_original"], board, outputs["build_dir"], vivado=bool(stage.vivado),
+                     macs={"twin": stage.twin_mac, "original": stage.original_mac})
     est.update(board=stage.board, budget=board["resources"], source=SOURCE_ESTIMATE,
                deploy_dir=str(Path(outputs["build_dir"]) / "joint" / "build" / "deploy") if stage.vivado else None)
     Path(outputs["estimates"]).write_text(json.dumps(est, indent=2, default=str))

@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import onnx
+import pandas as pd
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ from twindnn.hardware import colocate as co
 from twindnn.hardware.boards import load_board
 from twindnn.hardware.estimate import EstimatePath, rtl_mvu_dsps
 from twindnn.hardware.export import check_export, export_qonnx_model, quantize_original
+from twindnn.hardware.tables import budget_violations
 from twindnn.hardware.finn_build import UnmappedNodeError, build_network, prepare_network, step_check_all_mapped
 from twindnn.models import TwinSpec, build_model, create_twin
 from twindnn.train import save_checkpoint
@@ -205,3 +207,60 @@ def test_unmapped_node_stops_the_build():
     model = ModelWrapper(helper.make_model(graph))
     with pytest.raises(UnmappedNodeError, match="Sin_0"):
         step_check_all_mapped(model, None)
+
+
+@pytest.fixture(scope="module")
+def paper_pair(tmp_path_factory):
+    """The paper's precisions: a ternary-weight (one scale per output channel) 8-bit-activation twin
+    and an original with 16-bit weights and 8-bit activations (the authors' 8-bit variant)."""
+    torch.manual_seed(1)
+    tmp = tmp_path_factory.mktemp("paper")
+    original = _train(build_model("original", MODEL_CFG, DATA_META))
+    ckpt = tmp / "original.pt"
+    save_checkpoint(ckpt, {"state_dict": original.state_dict(),
+                           "meta": {"kind": "original", "model_cfg": MODEL_CFG, "data_meta": DATA_META,
+                                    "twin_spec": None}})
+    spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
+    twin = _train(create_twin(original, spec))
+    images, labels = _images(64, seed=1)
+    quant = quantize_original(ckpt, 16, 8, images)
+    out = {}
+    for name, model in (("twin", twin), ("original", quant)):
+        path = export_qonnx_model(model, DATA_META, tmp / f"{name}.onnx")
+        out[name] = {"check": check_export(model, DATA_META, path, images[:4], labels[:4]),
+                     "dataflow": prepare_network(path, tmp / name)}
+    return out
+
+
+def test_papers_precisions_go_through_finn_and_the_system_model(paper_pair):
+    from qonnx.custom_op.registry import getCustomOp
+
+    assert all(paper_pair[n]["check"]["prediction_agreement"] == 1.0 for n in ("twin", "original"))
+    board = load_board("Ultra96-V2")
+    designs, limits, kinds = {}, {}, {}
+    for name, mac in (("twin", "lut"), ("original", "auto")):
+        path = EstimatePath(paper_pair[name]["dataflow"], board, mac=mac)
+        designs[name], foldings, limits[name] = co.search_network(path, name, board, 0.85, fps_start=100,
+                                                                  fps_factor=8, mvau_wwidth_max=8191, refine_steps=1)
+        design = path.evaluate(foldings[0])
+        by_name = {n.name: n for n in path.specialized.graph.node}
+        kinds[name] = [(lay["op_type"], getCustomOp(by_name[lay["layer"]]).get_input_datatype(1).bitwidth(),
+                        lay["DSP"], foldings[0][lay["layer"]].get("resType")) for lay in design["layers"]
+                       if lay["op_type"].startswith("MVAU")]
+    # the twin: every matrix unit an HLS one with its multipliers on LUTs, no DSP; inner weights ternary (2 bits)
+    assert all(op == "MVAU_hls" and res == "lut" and dsp == 0 for op, _, dsp, res in kinds["twin"])
+    assert any(bits == 2 for _, bits, _, _ in kinds["twin"])
+    # the original: 16-bit weights on DSP-based RTL units
+    assert all(op == "MVAU_rtl" and dsp > 0 for op, _, dsp, _ in kinds["original"])
+    assert any(bits > 8 for _, bits, _, _ in kinds["original"])
+    points = pd.DataFrame([{"gate": "logit_margin", "target_kind": "accuracy_recovery", "target_value": 0.9,
+                            "forwarded_fraction": 0.3, "twin_accuracy": 0.6, "original_accuracy": 0.7,
+                            "system_accuracy": 0.69, "accuracy_recovery": 0.9}])
+    rows = co.system_rows(board, "t2a8", designs["twin"], designs["original"], points, 0.85, limits)
+    assert set(rows["scheduler"]) == {"work_sharing", "twin_first"} and rows["original_alone_fps"].gt(0).all()
+    assert not budget_violations(rows.assign(fits=rows["fits"]))
+
+
+def test_activations_wider_than_8_bits_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="act_bits 16: FINN computes activations as thresholds"):
+        quantize_original(tmp_path / "never_read.pt", 16, 16)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 SMALL_INPUT_MAX = 64  # inputs up to this size get the 3x3 stem without max-pool
+MAX_ACT_BITS = 8  # FINN activations are thresholds: 2^bits - 1 of them per channel
 
 
 def create_original(name: str, num_classes: int, in_chans: int, image_size: int,
@@ -235,8 +236,11 @@ class QuantResNet(nn.Module):
         self.spec = spec
         stream_bits = spec.stream_bits or max(2, spec.act_bits)
         edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
+        # FINN computes activations as thresholds (2^bits - 1 per channel): edge activations stay at
+        # 8 bits even when the edge weights are wider (the paper's 16-bit-weight original).
+        edge_act_bits = min(spec.edge_bits, MAX_ACT_BITS)
         # Normalized images lie within about +-3.
-        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits, max_val=3.0,
+        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=3.0,
                                          min_val=-3.0, return_quant_tensor=True, **spec.scaling)
         self.conv1 = _conv(original.conv1, edge)
         self.bn1 = copy.deepcopy(original.bn1)
@@ -247,7 +251,7 @@ class QuantResNet(nn.Module):
             setattr(self, f"layer{i}", nn.Sequential(*[QuantBlock(b, spec, stream_bits) for b in layer]))
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         head_max = 2 * _relu_max(stream_bits)
-        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.edge_bits, max_val=head_max,
+        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=head_max,
                                         min_val=-head_max, return_quant_tensor=True, **spec.scaling)
         fc = original.fc
         # No bias: a trailing float add would fall outside FINN's dataflow partition.

@@ -48,6 +48,12 @@ def quantize_original(original_checkpoint, weight_bits: int = 8, act_bits: int =
     (uint8 NHWC). A short QAT (``twindnn.train.fit``) can follow; see
     :func:`twindnn.hardware.pipeline.build_original_quant`.
     """
+    from ..models import MAX_ACT_BITS
+
+    if act_bits > MAX_ACT_BITS:
+        raise ValueError(f"hardware.original_quant.act_bits {act_bits}: FINN computes activations as thresholds "
+                         f"(2^{act_bits} - 1 per channel); use act_bits <= {MAX_ACT_BITS} (the paper's 8-bit variant "
+                         "of the original has 16-bit weights and 8-bit activations)")
     original = load_trained(original_checkpoint)
     spec = TwinSpec(f"original_w{weight_bits}a{act_bits}", weight_bits, act_bits,
                     edge_bits=max(8, weight_bits), stream_bits=act_bits, act_scaling="calibrated",

@@ -40,3 +40,16 @@ def test_refuses_without_host(tmp_path):
         run_on_board(tmp_path, np.zeros((1, 4, 4, 1), np.uint8), np.zeros(1), host=None)
     with pytest.raises(NoBoardError):
         run_on_board(tmp_path, np.zeros((1, 4, 4, 1), np.uint8), np.zeros(1), host="")
+
+
+def test_pair_timing_refuses_without_host_and_without_a_package(tmp_path):
+    from twindnn.hardware.board_timing import run_pair_on_board
+
+    images, labels = np.zeros((2, 4, 4, 1), np.uint8), np.zeros(2)
+    with pytest.raises(NoBoardError, match="refusing to time the pair"):
+        run_pair_on_board(tmp_path, images, labels, None, threshold=1.0, scheduler="work_sharing", twin_scale=1.0,
+                          original_scale=1.0)
+    with pytest.raises(FileNotFoundError, match="hw_build_pair"):
+        run_pair_on_board(tmp_path, images, labels, "board.local", threshold=1.0, scheduler="work_sharing",
+                          twin_scale=1.0, original_scale=1.0)
+

@@ -112,5 +112,5 @@ def get_hw_board_reports(wildcards=None):
         f"{HW}/board/{{board}}__{{twin}}__{{role}}.json",
         board=[b for b in HW_BOARDS if b in HW_HOSTS],
         twin=HW_TWINS,
-        role=HW_ROLES,
+        role=[*HW_ROLES, "pair"],
     )

@@ -178,6 +178,27 @@ rule hw_board_timing:
         "../../scripts/hw_board_timing.py"
 
 
+rule hw_board_pair:
+    input:
+        pair=rules.hw_build_pair.output.estimates,
+        design_points=rules.hw_colocate.output.design_points,
+        meta=rules.prepare_data.output.meta,
+    output:
+        report=f"{HW}/board/{{board}}__{{twin}}__pair.json",
+    log:
+        f"{RESULTS}/logs/hw_board_pair_{{board}}__{{twin}}.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        stage=lambda wc: cfg.board_timing_stage(config, wc.board).to_params(),
+    script:
+        "../../scripts/hw_board_pair.py"
+
+
 rule hw_tables:
     input:
         builds=expand(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 BOARD_SCRIPT = Path(__file__).resolve().parents[3] / "hardware" / "board" / "twindnn_board_run.py"
+HOST_LOOP = Path(__file__).resolve().parents[1] / "host_loop.py"
 DRIVER_KEYS = {
     "throughput[images/s]": "measured_throughput_fps",
     "runtime[ms]": "runtime_ms",
@@ -112,3 +113,36 @@ def run_on_board(deploy_dir, images: np.ndarray, labels: np.ndarray, host: str |
         _scp([f"{remote_dir}/report.json"], host, str(Path(tmp) / "report.json"), user, 120, fetch=True)
         report = json.loads((Path(tmp) / "report.json").read_text())
     return parse_driver_report(report)
+
+
+def run_pair_on_board(deploy_dir, images: np.ndarray, labels: np.ndarray, host: str | None, *, threshold: float,
+                      scheduler: str, twin_scale: float, original_scale: float, user: str | None = None,
+                      remote_dir: str = "/home/xilinx/twindnn_pair", batch_size: int = 100, python: str = "python3",
+                      sudo: bool = True, timeout: int = 1800) -> dict:
+    """Time the pair's one FINN+ Parallel design with the paper's host loop (``twindnn.host_loop``) on
+    the board: both networks at once, forwarded inputs queued, fresh inputs to an idle original
+    (``work_sharing``). Ports: input/output 0 the twin, 1 the original (the multi-DNN build's order)."""
+    if not host:
+        raise NoBoardError("no board host configured (hardware.board_hosts.<board>): refusing to time the pair; "
+                           "the tables report the FINN+ estimates and the simulation only.")
+    deploy_dir = Path(deploy_dir)
+    bitfiles = sorted(deploy_dir.glob("bitfile/*.bit")) + sorted(deploy_dir.glob("bitfile/*.xclbin"))
+    if not bitfiles or not (deploy_dir / "driver" / "settings.json").exists():
+        raise FileNotFoundError(f"{deploy_dir} is no FINN+ deployment package of the pair; build it with "
+                                "hardware.vivado: true first (rule hw_build_pair).")
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "images.npy", np.ascontiguousarray(images))
+        np.save(Path(tmp) / "labels.npy", np.asarray(labels, dtype=np.int64))
+        rd = shlex.quote(remote_dir)
+        _ssh(host, f"rm -rf {rd} && mkdir -p {rd}", user, 60)
+        _scp([deploy_dir / "bitfile", deploy_dir / "driver", BOARD_SCRIPT, HOST_LOOP, Path(tmp) / "images.npy",
+              Path(tmp) / "labels.npy"], host, remote_dir, user, timeout)
+        cmd = (f"cd {rd} && {'sudo -E ' if sudo else ''}{python} twindnn_board_run.py pair "
+               f"bitfile/{bitfiles[0].name} driver/settings.json images.npy labels.npy {int(batch_size)} report.json "
+               f"{float(twin_scale)!r} {float(original_scale)!r} {float(threshold)!r} {shlex.quote(scheduler)} 0 1")
+        _ssh(host, cmd, user, timeout)
+        _scp([f"{remote_dir}/report.json"], host, str(Path(tmp) / "report.json"), user, 120, fetch=True)
+        report = json.loads((Path(tmp) / "report.json").read_text())
+    report["source"] = "measured on board"
+    return report
+

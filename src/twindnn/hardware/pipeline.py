@@ -156,6 +156,7 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
 
     # The builds: the design point's pair, and the original's best whole-device design.
     fitting = system[system["fits"].astype(bool)]
+    design_point = None
     if fitting.empty:
         # Nothing fits together: build the slowest designs, so the tables show by how much.
         print(f"WARNING {stage.board}: twin and original do not fit together in {util:.0%} of the board; "
@@ -165,6 +166,11 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
         dp = _design_point(fitting, stage.design_gate, stage.design_target, stage.scheduler)
         picks = {"twin": (int(dp["twin_design"]), int(dp["twin_replicas"])),
                  "original": (int(dp["original_design"]), int(dp["original_replicas"]))}
+        match = pts[(pts["gate"] == dp["gate"]) & ((pts["target_value"] == dp["target_value"]) | (dp["gate"] == "oracle"))]
+        design_point = {k: (dp[k].item() if hasattr(dp[k], "item") else dp[k]) for k in (
+            "gate", "target_value", "scheduler", "forwarded_fraction", "twindnn_fps", "twindnn_accuracy",
+            "simulated_throughput_fps", "simulated_accuracy")}
+        design_point["threshold"] = float(match["threshold"].iloc[0])
         print(f"design point ({stage.scheduler}): {dp['gate']} target {dp['target_value']}, "
               f"f={dp['forwarded_fraction']:.3f}, TwinDNN {dp['twindnn_fps']:,.0f} FPS vs original alone "
               f"{dp['original_alone_fps']:,.0f} FPS (FINN+ estimates)", file=log)
@@ -179,7 +185,8 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
                         **{c: (row[c].item() if hasattr(row[c], "item") else row[c])
                            for c in ("estimated_throughput_fps", "max_cycles", "critical_path_cycles", *co.RESOURCES)}}
     Path(outputs["design_points"]).write_text(json.dumps({"board": stage.board, "twin": twin,
-                                                          "scheduler": stage.scheduler, "roles": points}, indent=2))
+                                                          "scheduler": stage.scheduler, "roles": points,
+                                                          "design_point": design_point}, indent=2))
     return system.to_string(index=False)
 
 
@@ -226,6 +233,26 @@ def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping
     row = run_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
                        user=stage.user, batch_size=int(stage.batch_size), logit_scale=scale)
     row["estimated_throughput_fps"] = est["estimated_throughput_fps"]
+    Path(outputs["report"]).write_text(json.dumps(row, indent=2))
+    return row
+
+
+def board_pair_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """The pair on its board with the paper's host loop, beside the simulator's prediction.
+    inputs: pair (the joint build's JSON), design_points, meta; outputs: report."""
+    from .board_timing import run_pair_on_board
+
+    est = json.loads(Path(inputs["pair"]).read_text())
+    dp = json.loads(Path(inputs["design_points"]).read_text())["design_point"]
+    if dp is None:
+        raise RuntimeError(f"{inputs['design_points']}: no fitting design point to time on the board")
+    images, labels = data_lib.load_split(_cache_dir(inputs), "test")
+    scale = {n: ((est["networks"][n].get("host_output") or {}).get("logit_scale", 1.0)) for n in ("twin", "original")}
+    row = run_pair_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
+                            threshold=dp["threshold"], scheduler=dp["scheduler"], twin_scale=scale["twin"],
+                            original_scale=scale["original"], user=stage.user, batch_size=int(stage.batch_size))
+    row.update({f"predicted_{k}": dp[k] for k in ("twindnn_fps", "twindnn_accuracy", "simulated_throughput_fps",
+                                                    "simulated_accuracy")})
     Path(outputs["report"]).write_text(json.dumps(row, indent=2))
     return row
 

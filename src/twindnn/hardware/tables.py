@@ -128,6 +128,13 @@ def fps_table(resources: pd.DataFrame, board_jsons: list, check_csvs: list = ())
     for path in board_jsons:
         m = json.loads(Path(path).read_text())
         parts = Path(path).stem.split("__")
+        if parts[2] == "pair":  # the host loop over both accelerators, beside the model's prediction
+            rows.append({"board": parts[0], "twin": parts[1], "network": f"pair ({m['scheduler']} host loop)",
+                         "throughput_fps": m["measured_throughput_fps"], "latency_ms": np.nan,
+                         "clock_mhz": m.get("fclk_mhz_actual", np.nan), "accuracy": m["accuracy"],
+                         "predicted_throughput_fps": m["predicted_simulated_throughput_fps"],
+                         "predicted_accuracy": m["predicted_simulated_accuracy"], "source": SOURCE_MEASURED})
+            continue
         rows.append({"board": parts[0], "twin": parts[1], "network": parts[2],
                      "throughput_fps": m["measured_throughput_fps"], "latency_ms": np.nan,
                      "clock_mhz": m["clock_mhz"], "accuracy": m.get("accuracy", np.nan), "source": SOURCE_MEASURED})

@@ -59,6 +59,10 @@ def _imagenet_folder(root: Path, wnids, per_class=6, val_per_class=2):
                 Image.fromarray(pixels).save(root / "val" / f"ILSVRC2012_val_{n:08d}.JPEG")
                 rows.append(f"ILSVRC2012_val_{n:08d},{wnid} 1 2 3 4")
     (root / "LOC_val_solution.csv").write_text("\n".join(rows) + "\n")
+    # real-world oddities: a greyscale JPEG in an RGB dataset, a file name with an apostrophe
+    grey = np.clip(rng.normal(120, 30, (90, 120)), 0, 255).astype(np.uint8)
+    Image.fromarray(grey, mode="L").save(root / "train" / wnids[0] / "grey_scan.JPEG")
+    Image.fromarray(pixels).save(root / "train" / wnids[1] / "it's_a_photo.JPEG")
 
 
 def test_imagenet_flat_val_is_sorted_by_ground_truth(tmp_path):
@@ -77,11 +81,13 @@ def test_imagenet_flat_val_is_sorted_by_ground_truth(tmp_path):
 
 
 @pytest.mark.slow
-def test_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
-    """config/imagenet.yaml's data path, shrunk: flat val sorted, 256->224-style crops, DAG to the tables."""
+def test_paper_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
+    """config/paper_imagenet_resnet18.yaml, shrunk: real JPEGs (one greyscale, one name with an apostrophe),
+    flat val sorted, 256->224-style crops, the paper's ternary/8-bit twin and logit-margin gate, DAG to the
+    tables (the FPGA half of these precisions is tested in tests/test_hardware_finn.py)."""
     wnids = ["n01440764", "n01443537", "n01484850", "n01491361"]
     _imagenet_folder(tmp_path / "in", wnids, per_class=12, val_per_class=4)
-    cfg = yaml.safe_load((ROOT / "config" / "imagenet.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "config" / "paper_imagenet_resnet18.yaml").read_text())
     cfg["run_name"] = "imagenet_small"
     cfg["results_dir"] = str(tmp_path / "results")
     cfg["dataset"].update(root=str(tmp_path / "in"), imagenet_val_ground_truth=str(tmp_path / "in" / "LOC_val_solution.csv"),
@@ -89,7 +95,7 @@ def test_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
     cfg["original"]["model_kwargs"] = {"channels": [8, 8, 8, 8]}
     for section in ("original", "twin"):
         cfg[section]["training"].update(epochs=1, batch_size=8)
-    cfg["twins"] = {"w1a1": cfg["twins"]["w1a1"]}
+    assert cfg["twins"]["t2a8"]["weight_scaling"] == "per_channel" and cfg["cascade"]["gates"][0] == "logit_margin"
     cfg.pop("hardware")  # the FPGA half has its own tests
     cfg["compute"].update(num_workers=0, gpus=0, data_workers=1)
     cfg["throughput"].update(batch_size=8, repeats=1, warmup=0, forwarded_fractions=[0.0, 1.0])
@@ -101,7 +107,8 @@ def test_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
     run = tmp_path / "results" / "imagenet_small"
     meta = yaml.safe_load((run / "data" / "meta.json").read_text())
     assert meta["classes"] == wnids and meta["test_count"] == 16 and meta["image_size"] == 40
-    with np.load(run / "logits" / "twin_w1a1.npz") as z:
+    assert meta["train_count"] + meta["val_count"] == 4 * 12 + 2  # the greyscale and the apostrophe JPEG too
+    with np.load(run / "logits" / "twin_t2a8.npz") as z:
         assert z["test_logits"].shape == (16, 4)
     assert (run / "tables" / "summary.csv").exists()
 

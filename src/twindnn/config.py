@@ -233,6 +233,7 @@ class PrepareStage(Stage):
 @dataclass(frozen=True)
 class ColocateStage(Stage):
     board: str
+    clock_mhz: float | None
     utilization: float
     fps_start: float
     fps_factor: float
@@ -251,6 +252,7 @@ class ColocateStage(Stage):
 @dataclass(frozen=True)
 class BuildStage(Stage):
     board: str
+    clock_mhz: float | None
     vivado: bool
     twin_mac: str
     original_mac: str
@@ -345,7 +347,7 @@ def prepare_stage(config: dict) -> PrepareStage:
 
 def colocate_stage(config: dict, board: str) -> ColocateStage:
     hw = config["hardware"]
-    return ColocateStage(board=board, utilization=hw["utilization"], fps_start=hw["fps_start"],
+    return ColocateStage(board=board, clock_mhz=hw["clock_mhz"], utilization=hw["utilization"], fps_start=hw["fps_start"],
                          fps_factor=hw["fps_factor"], mvau_wwidth_max=hw["mvau_wwidth_max"],
                          refine_steps=hw["refine_steps"], max_replicas=hw["max_replicas"],
                          switch_ms=hw["time_shared"]["switch_ms"], switch_batch=hw["time_shared"]["batch"],
@@ -356,7 +358,7 @@ def colocate_stage(config: dict, board: str) -> ColocateStage:
 
 def build_stage(config: dict, board: str) -> BuildStage:
     hw = config["hardware"]
-    return BuildStage(board=board, vivado=bool(hw["vivado"]), twin_mac=hw["twin_mac"], original_mac=hw["original_mac"])
+    return BuildStage(board=board, clock_mhz=hw["clock_mhz"], vivado=bool(hw["vivado"]), twin_mac=hw["twin_mac"], original_mac=hw["original_mac"])
 
 
 def board_timing_stage(config: dict, board: str) -> BoardTimingStage:

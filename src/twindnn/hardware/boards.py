@@ -15,8 +15,9 @@ def available_boards(board_dir=BOARD_DIR) -> list[str]:
     return sorted(p.stem for p in Path(board_dir).glob("*.yaml"))
 
 
-def load_board(name: str, board_dir=BOARD_DIR) -> dict:
-    """The board definition ``<board_dir>/<name>.yaml``, checked."""
+def load_board(name: str, board_dir=BOARD_DIR, clock_mhz: float | None = None) -> dict:
+    """The board definition ``<board_dir>/<name>.yaml``, checked; ``clock_mhz`` overrides its clock
+    (``hardware.clock_mhz``: the paper's designs run at 100 MHz)."""
     path = Path(board_dir) / f"{name}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"board {name!r}: no {path}; known boards: {available_boards(board_dir)}")
@@ -27,5 +28,5 @@ def load_board(name: str, board_dir=BOARD_DIR) -> dict:
     board["resources"] = {r: float(board["resources"].get(r, 0)) for r in RESOURCE_TYPES}
     if board["shell"] not in ("zynq", "alveo"):
         raise ValueError(f"{path}: shell must be zynq or alveo, not {board['shell']!r}")
-    board["clock_mhz"] = float(board["clock_mhz"])
+    board["clock_mhz"] = float(clock_mhz or board["clock_mhz"])
     return board

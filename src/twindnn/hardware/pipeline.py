@@ -125,7 +125,7 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
     inputs: twin_dataflow, original_dataflow, operating_points, twin_logits, original_logits;
     outputs: designs, system, folding_twin, folding_original, folding_original_alone, design_points.
     """
-    board = load_board(stage.board)
+    board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     util = float(stage.utilization)
     designs, foldings, limits = {}, {}, {}
     for role in ("twin", "original"):
@@ -195,7 +195,7 @@ def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
 
     inputs: dataflow, folding; outputs: estimates (JSON), build_dir.
     """
-    board = load_board(stage.board)
+    board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     out_dir = Path(outputs["build_dir"])
     mac = stage.twin_mac if outputs["role"] == "twin" else stage.original_mac
     est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado), mac=mac)
@@ -213,7 +213,7 @@ def build_pair_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dic
     original_dataflow, folding_twin, folding_original; outputs: estimates (JSON), build_dir."""
     from .multi_dnn import build_pair
 
-    board = load_board(stage.board)
+    board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     est = build_pair(inputs["twin_dataflow"], inputs["original_dataflow"], inputs["folding_twin"],
                      inputs["folding_original"], board, outputs["build_dir"], vivado=bool(stage.vivado),
                      macs={"twin": stage.twin_mac, "original": stage.original_mac})

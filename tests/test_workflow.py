@@ -110,7 +110,7 @@ def test_new_board_and_gate_schedule_no_training_quantization_export_or_prepare(
 
     def add_board_and_gate(c):
         add_board(c)
-        c["cascade"]["gates"].append("logit_margin")
+        c["cascade"]["gates"].append("entropy")
     jobs = scheduled(snakemake("-n", "--configfile", str(edited_config(tmp_path, run, add_board_and_gate, "g.yaml"))))
     # the new gate's sweeps, and what reads them: the co-location search picks among operating points
     assert jobs["cascade"] == 2 and "hw_colocate" in jobs, jobs

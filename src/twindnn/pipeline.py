@@ -214,7 +214,7 @@ def compare_anchors(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> st
         twin_bits[name] = ("T" if spec.ternary else spec.weight_bits, spec.act_bits)
     headline = pd.read_csv(inputs["fpga_headline"]) if inputs.get("fpga_headline") else None
     table = report.anchor_table(pd.read_csv(inputs["summary"]), anchors, twin_bits, data_meta["dataset"], headline,
-                                gate=stage.gate)
+                                gate=stage.gate, design=report.run_design(stage.config))
     report.write_table(table, outputs["csv"], outputs["md"], outputs["tex"], collect(stage.config, data_meta),
                        title=f"{stage.run_name}: this run beside the published anchors")
     return table.to_string(index=False)

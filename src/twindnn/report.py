@@ -348,8 +348,29 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
     _save(fig, out, title)
 
 
+def run_design(config: dict) -> dict:
+    """This run's answer to each aspect of the authors' design (``anchors.yaml: design``)."""
+    hw = config.get("hardware") or {}
+    twins = "; ".join(f"{name}: {'ternary' if t.get('ternary') else str(t.get('weight_bits')) + '-bit'} weights"
+                      f" ({t.get('weight_scaling', 'per_tensor').replace('_', ' ')} scale), {t['act_bits']}-bit "
+                      "activations" for name, t in config["twins"].items())
+    design = {"gate": f"{config['cascade']['gates'][0]} (cascade.gates[0]); the others beside it",
+              "twin precision": twins}
+    if hw.get("enabled"):
+        q = hw["original_quant"]
+        design.update({
+            "gate": f"{hw['design_point']['gate']} (design point); all of {config['cascade']['gates']} in the tables",
+            "scheduler": f"{hw['scheduler']} (design point); work_sharing and twin_first in the tables",
+            "original precision": f"{q['weight_bits']}-bit weights, {q['act_bits']}-bit activations",
+            "clock": f"{hw['clock_mhz']} MHz" if hw.get("clock_mhz") else "each board file's clock",
+            "accelerators": f"FINN+ dataflow, weights on chip; twin MACs: {hw['twin_mac']}, original: "
+                            f"{hw['original_mac']} (FINN+ estimates)"})
+    return design
+
+
 def anchor_table(summary: pd.DataFrame, anchors: dict, twin_bits: dict, dataset: str,
-                 fpga_headline: pd.DataFrame | None = None, gate: str = DEFAULT_GATE) -> pd.DataFrame:
+                 fpga_headline: pd.DataFrame | None = None, gate: str = DEFAULT_GATE,
+                 design: dict | None = None) -> pd.DataFrame:
     """This run's figures beside the published anchors, one row per comparison.
 
     ``twin_bits``: twin name -> (weight_bits, act_bits); ``fpga_headline``: the hardware headline
@@ -365,6 +386,11 @@ def anchor_table(summary: pd.DataFrame, anchors: dict, twin_bits: dict, dataset:
                      "anchor": paper["accuracy_recovery"], "anchor_source": paper["source"],
                      "this_run": at.test_accuracy_recovery,
                      "note": f"forwarded fraction {at.test_forwarded_fraction:.3f} on test"})
+    authors = anchors.get("design", {})
+    for aspect, theirs in (authors.get("aspects") or {}).items():
+        if design and aspect in design:
+            rows.append({"comparison": f"design: {aspect}", "anchor": theirs, "anchor_source": authors["source"],
+                         "this_run": design[aspect], "note": ""})
     published = anchors["published_accuracy"]
     if dataset == published["dataset"]:
         for twin, (w, a) in twin_bits.items():

@@ -237,6 +237,17 @@ rule hw_tables:
             caption="../report/hw_accuracy_vs_throughput.rst",
             category="FPGA",
         ),
+        paper_csv=f"{RESULTS}/tables/paper_table.csv",
+        paper_md=report(
+            f"{RESULTS}/tables/paper_table.md",
+            caption="../report/paper_table.rst",
+            category="FPGA",
+        ),
+        paper_figure=report(
+            f"{RESULTS}/figures/paper_speedup_vs_recovery.png",
+            caption="../report/paper_table.rst",
+            category="FPGA",
+        ),
     log:
         f"{RESULTS}/logs/hw_tables.log",
     conda:

@@ -270,4 +270,8 @@ def tables_step(stage: TablesStage, inputs: Mapping, outputs: Mapping) -> str:
     head.to_csv(outputs["headline"], index=False)
     tables.accuracy_vs_throughput_figure(pd.concat([pd.read_csv(p) for p in inputs["systems"]]), outputs["figure"],
                                          gate=stage.gate, scheduler=stage.scheduler)
+    paper = tables.paper_table(head, stage.gate)
+    paper.to_csv(outputs["paper_csv"], index=False)
+    Path(outputs["paper_md"]).write_text(tables.paper_markdown(paper, stage.gate))
+    tables.paper_figure(head, outputs["paper_figure"], stage.gate)
     return head.to_string(index=False)

@@ -229,3 +229,72 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120)
+
+
+PAPER_COLUMNS = {
+    "board": "board", "twin": "twin", "scheduler": "scheduler", "target_value": "recovery target",
+    "original_accuracy": "original acc.", "twin_accuracy": "twin acc.", "twindnn_accuracy": "TwinDNN acc.",
+    "accuracy_recovery": "recovery", "forwarded_fraction": "forwarded", "original_in_pair_fps": "original (b) FPS",
+    "original_alone_fps": "original alone (a) FPS", "twindnn_fps": "TwinDNN FPS",
+    "gain_vs_original_in_pair": "speed-up vs (b)", "gain_vs_original_alone": "speed-up vs (a)",
+    "gain_vs_time_shared": "speed-up vs time-shared (c)", "simulated_throughput_fps": "simulated FPS",
+}
+
+
+def paper_table(headline: pd.DataFrame, gate: str) -> pd.DataFrame:
+    """The paper's table: per board, twin and scheduler, the gate's operating points with original,
+    twin and TwinDNN accuracy, recovery, forwarded share, throughput and speed-ups over the
+    baselines; ``source`` says where each figure comes from."""
+    rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
+    table = rows[list(PAPER_COLUMNS)].rename(columns=PAPER_COLUMNS).reset_index(drop=True)
+    table["source"] = ("accuracies: test split (cascade at val-chosen thresholds, mixed per scheduler); "
+                       "FPS: FINN+ estimates (simulated: replay of the test split)")
+    return table
+
+
+def paper_markdown(table: pd.DataFrame, gate: str) -> str:
+    from ..report import markdown_table
+
+    shown = table.drop(columns="source").copy()
+    for c in shown.columns:
+        if c.endswith(("acc.", "recovery", "forwarded")):
+            shown[c] = shown[c].map(lambda v: f"{v:.1%}")
+        elif c.startswith("speed-up"):
+            shown[c] = shown[c].map(lambda v: f"{v:.2f}x")
+        elif c.endswith("FPS"):
+            shown[c] = shown[c].map(lambda v: f"{v:,.0f}")
+    return (f"TwinDNN as the paper reports it, gate `{gate}`: (a) the original's best whole-device design, "
+            "(b) the original design that runs in the pair, alone (the paper's baseline), (c) Big/Little "
+            "time-shared.\n\n" + markdown_table(shown) + f"\n\nSource: {table['source'].iloc[0] if len(table) else ''}.\n")
+
+
+def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float, float] = (0.94, 1.90)) -> None:
+    """Speed-up vs accuracy recovery per board: each scheduler against the paper's baseline (b) and
+    the whole-device original (a), with the paper's claim (94 % recovered, 1.9x) as a star."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
+    boards = list(dict.fromkeys(headline["board"]))
+    fig, axes = plt.subplots(1, len(boards), figsize=(5.2 * len(boards), 4.0), squeeze=False)
+    colours = dict(zip(["work_sharing", "twin_first"], sns.color_palette("colorblind", 2)))
+    for ax, board in zip(axes[0], boards):
+        for (twin, scheduler), g in rows[rows["board"] == board].groupby(["twin", "scheduler"], sort=False):
+            g = g.sort_values("accuracy_recovery")
+            ax.plot(g["accuracy_recovery"], g["gain_vs_original_in_pair"], "o-", color=colours.get(scheduler),
+                    label=f"{twin}, {scheduler}: vs (b) same original")
+            ax.plot(g["accuracy_recovery"], g["gain_vs_original_alone"], "s--", color=colours.get(scheduler),
+                    alpha=0.6, label=f"{twin}, {scheduler}: vs (a) best whole-device original")
+        ax.plot(*anchor, "*", color="k", ms=14, label="paper: 94 % recovered, +90 % throughput")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xlabel("accuracy recovery (test)")
+        ax.set_ylabel("throughput speed-up (FINN+ estimate)")
+        ax.set_title(f"{board}: gate {gate}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120)

@@ -96,7 +96,7 @@ def test_keys_documented_in_config_readme_are_accepted_by_the_schema():
     # backticked words that are values, not keys
     values = {"sgd", "adamw", "crop", "crop_flip", "random_resized_crop", "fashion_mnist", "cifar10", "imagenet",
               "auto", "cpu", "cuda", "idx", "pickle", "image_folder", "torchvision", "results", "max_softmax",
-              "margin", "entropy", "true", "false", "description", "default"} | set(gate_names())
+              "margin", "entropy", "true", "false", "description", "default", "per_tensor", "per_channel"} | set(gate_names())
     assert documented - values <= accepted, sorted(documented - values - accepted)
 
 

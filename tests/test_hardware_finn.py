@@ -44,19 +44,25 @@ def _train(model, steps=15):
     return model.eval()
 
 
+def _trained_original(tmp, seed):
+    """A briefly trained original and its checkpoint in ``tmp``."""
+    torch.manual_seed(seed)
+    original = _train(build_model("original", MODEL_CFG, DATA_META))
+    ckpt = tmp / "original.pt"
+    save_checkpoint(ckpt, {"state_dict": original.state_dict(),
+                           "meta": {"kind": "original", "model_cfg": MODEL_CFG, "data_meta": DATA_META,
+                                    "twin_spec": None}})
+    return original, ckpt
+
+
 def networks(prepared):
     return {k: v for k, v in prepared.items() if k in ("twin", "original")}
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    torch.manual_seed(0)
     tmp = tmp_path_factory.mktemp("hw")
-    original = _train(build_model("original", MODEL_CFG, DATA_META))
-    ckpt = tmp / "original.pt"
-    save_checkpoint(ckpt, {"state_dict": original.state_dict(),
-                           "meta": {"kind": "original", "model_cfg": MODEL_CFG, "data_meta": DATA_META,
-                                    "twin_spec": None}})
+    original, ckpt = _trained_original(tmp, seed=0)
     twin = _train(create_twin(original, TwinSpec("w1a1", 1, 1)))
     images, labels = _images(64, seed=1)
     quant = quantize_original(ckpt, 8, 8, images)
@@ -213,13 +219,8 @@ def test_unmapped_node_stops_the_build():
 def paper_pair(tmp_path_factory):
     """The paper's precisions: a ternary-weight (one scale per output channel) 8-bit-activation twin
     and an original with 16-bit weights and 8-bit activations (the authors' 8-bit variant)."""
-    torch.manual_seed(1)
     tmp = tmp_path_factory.mktemp("paper")
-    original = _train(build_model("original", MODEL_CFG, DATA_META))
-    ckpt = tmp / "original.pt"
-    save_checkpoint(ckpt, {"state_dict": original.state_dict(),
-                           "meta": {"kind": "original", "model_cfg": MODEL_CFG, "data_meta": DATA_META,
-                                    "twin_spec": None}})
+    original, ckpt = _trained_original(tmp, seed=1)
     spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
     twin = _train(create_twin(original, spec))
     images, labels = _images(64, seed=1)

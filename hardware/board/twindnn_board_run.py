@@ -18,14 +18,19 @@ import numpy as np
 from finn_plus_driver import get_driver_class
 
 
-def main(bitfile, settings, images_npy, labels_npy, batch, out_json, logit_scale):
+def open_accelerator(bitfile, settings, batch):
+    """The finn-plus driver of a deployment package, for batches of ``batch`` images."""
     with open(settings, encoding="utf-8") as f:
         info = json.load(f)["driver_information"]
     here = os.path.dirname(os.path.abspath(settings))
     info.setdefault("runtime_weight_dir", os.path.join(here, "runtime_weights"))
     info.setdefault("mlo_weight_dir", os.path.join(here, "mlo_weights"))
     info["batch_size"] = int(batch)
-    accel = get_driver_class(info["driver_type"])(bitfile, **info)
+    return get_driver_class(info["driver_type"])(bitfile, **info)
+
+
+def main(bitfile, settings, images_npy, labels_npy, batch, out_json, logit_scale):
+    accel = open_accelerator(bitfile, settings, batch)
     report = dict(accel.throughput_test())
     report["fclk_mhz_actual"] = float(getattr(accel, "fclk_mhz_actual", report.get("fclk[mhz]", float("nan"))))
     images, labels = np.load(images_npy), np.load(labels_npy)  # uint8 NHWC, int labels
@@ -93,13 +98,7 @@ def pair(bitfile, settings, images_npy, labels_npy, batch, out_json, twin_scale,
     """Time the pair with the paper's host loop (host_loop.py, copied beside this script)."""
     import host_loop
 
-    with open(settings, encoding="utf-8") as f:
-        info = json.load(f)["driver_information"]
-    here = os.path.dirname(os.path.abspath(settings))
-    info.setdefault("runtime_weight_dir", os.path.join(here, "runtime_weights"))
-    info.setdefault("mlo_weight_dir", os.path.join(here, "mlo_weights"))
-    info["batch_size"] = int(batch)
-    accel = get_driver_class(info["driver_type"])(bitfile, **info)
+    accel = open_accelerator(bitfile, settings, batch)
     images, labels = np.load(images_npy).astype(np.float32), np.load(labels_npy)
     ports = [DmaPort(accel, int(p), int(p)) for p in (twin_port, original_port)]
     report = host_loop.run(ports[0], ports[1], images, labels, float(threshold), scheduler=scheduler,

@@ -53,3 +53,44 @@ def test_pair_timing_refuses_without_host_and_without_a_package(tmp_path):
         run_pair_on_board(tmp_path, images, labels, "board.local", threshold=1.0, scheduler="work_sharing",
                           twin_scale=1.0, original_scale=1.0)
 
+
+
+def test_board_runs_copy_the_package_and_run_the_script_over_a_simulated_ssh(tmp_path, monkeypatch):
+    """ssh/scp replaced by a recorder that answers with the report the board script would write."""
+    import json
+    from pathlib import Path
+
+    from twindnn.hardware import board_timing
+
+    deploy = tmp_path / "deploy"
+    (deploy / "bitfile").mkdir(parents=True)
+    (deploy / "driver").mkdir()
+    (deploy / "bitfile" / "top.bit").write_bytes(b"bit")
+    (deploy / "driver" / "settings.json").write_text("{}")
+    calls = []
+
+    def ssh(host, command, user, timeout):
+        calls.append(("ssh", command))
+        return ""
+
+    def scp(sources, host, dest, user, timeout, fetch=False):
+        calls.append(("scp", [Path(str(s)).name for s in sources], fetch))
+        if fetch:
+            report = {"throughput[images/s]": 900.0, "fclk_mhz_actual": 99.9, "accuracy": 0.5} if "pair" not in \
+                str(sources[0]) else {"measured_throughput_fps": 1500.0, "accuracy": 0.6, "scheduler": "work_sharing"}
+            Path(dest).write_text(json.dumps(report))
+
+    monkeypatch.setattr(board_timing, "_ssh", ssh)
+    monkeypatch.setattr(board_timing, "_scp", scp)
+    images, labels = np.zeros((4, 8, 8, 3), np.uint8), np.zeros(4)
+    single = board_timing.run_on_board(deploy, images, labels, "board.local", batch_size=2, logit_scale=0.5)
+    assert single["measured_throughput_fps"] == 900.0 and single["clock_mhz"] == 99.9
+    run = [c for c in calls if c[0] == "ssh" and "twindnn_board_run.py" in c[1]][-1][1]
+    assert "bitfile/top.bit driver/settings.json images.npy labels.npy 2 report.json 0.5" in run
+    pair = board_timing.run_pair_on_board(deploy, images, labels, "board.local", threshold=1.5,
+                                          scheduler="work_sharing", twin_scale=0.25, original_scale=0.5)
+    run = [c for c in calls if c[0] == "ssh" and "twindnn_board_run.py" in c[1]][-1][1]
+    assert "twindnn_board_run.py pair bitfile/top.bit" in run and "0.25 0.5 1.5 work_sharing 0 1" in run
+    copied = [c[1] for c in calls if c[0] == "scp" and not c[2]][-1]
+    assert {"host_loop.py", "twindnn_board_run.py", "bitfile", "driver"} <= set(copied)
+    assert pair["measured_throughput_fps"] == 1500.0 and pair["source"] == "measured on board"

@@ -231,20 +231,28 @@ class PrepareStage(Stage):
 
 
 @dataclass(frozen=True)
-class ColocateStage(Stage):
+class SearchStage(Stage):
+    """hw_search: the design space of one network on one board."""
+
     board: str
+    network: str
     clock_mhz: float | None
     utilization: float
     fps_start: float
     fps_factor: float
     mvau_wwidth_max: int
     refine_steps: int
+    mac: str
+
+
+@dataclass(frozen=True)
+class ColocateStage(Stage):
+    board: str
+    utilization: float
     max_replicas: int
     switch_ms: float
     switch_batch: int
     scheduler: str  # the scheduler the built design point is sized for
-    twin_mac: str
-    original_mac: str
     design_gate: str
     design_target: float
 
@@ -345,13 +353,19 @@ def prepare_stage(config: dict) -> PrepareStage:
     return PrepareStage(check_images=hw["streamline_check_images"], min_agreement=hw["streamline_min_agreement"])
 
 
+def search_stage(config: dict, board: str, network: str) -> SearchStage:
+    hw = config["hardware"]
+    return SearchStage(board=board, network=network, clock_mhz=hw["clock_mhz"], utilization=hw["utilization"],
+                       fps_start=hw["fps_start"], fps_factor=hw["fps_factor"], mvau_wwidth_max=hw["mvau_wwidth_max"],
+                       refine_steps=hw["refine_steps"],
+                       mac=hw["original_mac"] if network == "original_q" else hw["twin_mac"])
+
+
 def colocate_stage(config: dict, board: str) -> ColocateStage:
     hw = config["hardware"]
-    return ColocateStage(board=board, clock_mhz=hw["clock_mhz"], utilization=hw["utilization"], fps_start=hw["fps_start"],
-                         fps_factor=hw["fps_factor"], mvau_wwidth_max=hw["mvau_wwidth_max"],
-                         refine_steps=hw["refine_steps"], max_replicas=hw["max_replicas"],
+    return ColocateStage(board=board, utilization=hw["utilization"], max_replicas=hw["max_replicas"],
                          switch_ms=hw["time_shared"]["switch_ms"], switch_batch=hw["time_shared"]["batch"],
-                         scheduler=hw["scheduler"], twin_mac=hw["twin_mac"], original_mac=hw["original_mac"],
+                         scheduler=hw["scheduler"],
                          design_gate=hw["design_point"]["gate"],
                          design_target=float(hw["design_point"]["target_value"]))
 

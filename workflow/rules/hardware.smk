@@ -72,19 +72,46 @@ rule hw_prepare:
         "../../scripts/hw_prepare.py"
 
 
+rule hw_search:
+    input:
+        dataflow=rules.hw_prepare.output.dataflow,
+    output:
+        designs=f"{HW}/search/{{board}}__{{network}}_designs.csv",
+        foldings=f"{HW}/search/{{board}}__{{network}}_foldings.json",
+    log:
+        f"{RESULTS}/logs/hw_search_{{board}}__{{network}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/hw_search_{{board}}__{{network}}.tsv"
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    params:
+        stage=lambda wc: cfg.search_stage(config, wc.board, wc.network).to_params(),
+    script:
+        "../../scripts/hw_search.py"
+
+
 rule hw_colocate:
     input:
-        twin_dataflow=lambda wc: expand(
-            rules.hw_prepare.output.dataflow, network=f"twin_{wc.twin}"
+        twin_designs=lambda wc: expand(
+            rules.hw_search.output.designs, board=wc.board, network=f"twin_{wc.twin}"
         )[0],
-        original_dataflow=expand(
-            rules.hw_prepare.output.dataflow, network="original_q"
+        twin_foldings=lambda wc: expand(
+            rules.hw_search.output.foldings, board=wc.board, network=f"twin_{wc.twin}"
+        )[0],
+        original_designs=lambda wc: expand(
+            rules.hw_search.output.designs, board=wc.board, network="original_q"
+        )[0],
+        original_foldings=lambda wc: expand(
+            rules.hw_search.output.foldings, board=wc.board, network="original_q"
         )[0],
         operating_points=rules.cascade.output.operating_points,
         twin_logits=rules.logits_twin.output.logits,
         original_logits=rules.hw_quantize_original.output.logits,
     output:
-        designs=f"{HW}/colocate/{{board}}__{{twin}}_designs.csv",
         system=f"{HW}/colocate/{{board}}__{{twin}}_system.csv",
         folding_twin=f"{HW}/colocate/{{board}}__{{twin}}_folding_twin.json",
         folding_original=f"{HW}/colocate/{{board}}__{{twin}}_folding_original.json",

@@ -102,17 +102,21 @@ def run_on_board(deploy_dir, images: np.ndarray, labels: np.ndarray, host: str |
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "images.npy", np.ascontiguousarray(images))
         np.save(Path(tmp) / "labels.npy", np.asarray(labels, dtype=np.int64))
-        _ssh(host, f"rm -rf {shlex.quote(remote_dir)} && mkdir -p {shlex.quote(remote_dir)}", user, 60)
-        _scp([deploy_dir / "bitfile", deploy_dir / "driver", BOARD_SCRIPT, Path(tmp) / "images.npy",
-              Path(tmp) / "labels.npy"], host, remote_dir, user, timeout)
-        rd = shlex.quote(remote_dir)
-        cmd = (f"cd {rd} && {'sudo -E ' if sudo else ''}{python} twindnn_board_run.py "
-               f"bitfile/{bitfiles[0].name} driver/settings.json images.npy labels.npy {int(batch_size)} "
-               f"report.json {float(logit_scale)!r}")
-        _ssh(host, cmd, user, timeout)
-        _scp([f"{remote_dir}/report.json"], host, str(Path(tmp) / "report.json"), user, 120, fetch=True)
-        report = json.loads((Path(tmp) / "report.json").read_text())
+        report = _run_board_script(host, user, remote_dir, [deploy_dir / "bitfile", deploy_dir / "driver"], tmp,
+                                   f"bitfile/{bitfiles[0].name} driver/settings.json images.npy labels.npy "
+                                   f"{int(batch_size)} report.json {float(logit_scale)!r}", python, sudo, timeout)
     return parse_driver_report(report)
+
+
+def _run_board_script(host, user, remote_dir, files, tmp, args: str, python: str, sudo: bool, timeout: int) -> dict:
+    """Copy ``files``, the board script and ``tmp``'s images/labels to a fresh ``remote_dir``, run the
+    script with ``args`` (writing report.json there) and return that report."""
+    rd = shlex.quote(remote_dir)
+    _ssh(host, f"rm -rf {rd} && mkdir -p {rd}", user, 60)
+    _scp([*files, BOARD_SCRIPT, Path(tmp) / "images.npy", Path(tmp) / "labels.npy"], host, remote_dir, user, timeout)
+    _ssh(host, f"cd {rd} && {'sudo -E ' if sudo else ''}{python} twindnn_board_run.py {args}", user, timeout)
+    _scp([f"{remote_dir}/report.json"], host, str(Path(tmp) / "report.json"), user, 120, fetch=True)
+    return json.loads((Path(tmp) / "report.json").read_text())
 
 
 def run_pair_on_board(deploy_dir, images: np.ndarray, labels: np.ndarray, host: str | None, *, threshold: float,
@@ -133,16 +137,11 @@ def run_pair_on_board(deploy_dir, images: np.ndarray, labels: np.ndarray, host: 
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "images.npy", np.ascontiguousarray(images))
         np.save(Path(tmp) / "labels.npy", np.asarray(labels, dtype=np.int64))
-        rd = shlex.quote(remote_dir)
-        _ssh(host, f"rm -rf {rd} && mkdir -p {rd}", user, 60)
-        _scp([deploy_dir / "bitfile", deploy_dir / "driver", BOARD_SCRIPT, HOST_LOOP, Path(tmp) / "images.npy",
-              Path(tmp) / "labels.npy"], host, remote_dir, user, timeout)
-        cmd = (f"cd {rd} && {'sudo -E ' if sudo else ''}{python} twindnn_board_run.py pair "
-               f"bitfile/{bitfiles[0].name} driver/settings.json images.npy labels.npy {int(batch_size)} report.json "
-               f"{float(twin_scale)!r} {float(original_scale)!r} {float(threshold)!r} {shlex.quote(scheduler)} 0 1")
-        _ssh(host, cmd, user, timeout)
-        _scp([f"{remote_dir}/report.json"], host, str(Path(tmp) / "report.json"), user, 120, fetch=True)
-        report = json.loads((Path(tmp) / "report.json").read_text())
+        report = _run_board_script(
+            host, user, remote_dir, [deploy_dir / "bitfile", deploy_dir / "driver", HOST_LOOP], tmp,
+            f"pair bitfile/{bitfiles[0].name} driver/settings.json images.npy labels.npy {int(batch_size)} "
+            f"report.json {float(twin_scale)!r} {float(original_scale)!r} {float(threshold)!r} "
+            f"{shlex.quote(scheduler)} 0 1", python, sudo, timeout)
     report["source"] = "measured on board"
     return report
 

@@ -17,7 +17,8 @@ import pandas as pd
 
 from .. import data as data_lib
 from ..cascade import rescore_operating_points
-from ..config import BoardTimingStage, BuildStage, ColocateStage, ExportStage, PrepareStage, QuantizeStage, TablesStage
+from ..config import (BoardTimingStage, BuildStage, ColocateStage, ExportStage, PrepareStage, QuantizeStage,
+                      SearchStage, TablesStage)
 from ..models import load_checkpoint, load_trained
 from ..simulate import simulate_system_rows
 from ..pipeline import accuracy, file_sha256, network_meta, save_logits, training_datasets
@@ -118,31 +119,43 @@ def _design_point(rows: pd.DataFrame, gate: str, target: float, scheduler: str) 
     return chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
 
 
-def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin: str, log=sys.stderr) -> str:
-    """Design-space search of both networks on one board, the system table (TwinDNN and its
-    baselines per operating point and scheduler), and the design point's foldings.
+def search_step(stage: SearchStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> str:
+    """The design space of one network on one board (:func:`twindnn.hardware.colocate.search_network`).
 
-    inputs: twin_dataflow, original_dataflow, operating_points, twin_logits, original_logits;
-    outputs: designs, system, folding_twin, folding_original, folding_original_alone, design_points.
+    inputs: dataflow; outputs: designs (CSV, with the limit of the fastest fitting design), foldings (JSON list).
     """
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
+    role = "original" if stage.network == "original_q" else "twin"
+    path = EstimatePath(inputs["dataflow"], board, mac=stage.mac)
+    designs, foldings, limit = co.search_network(path, role, board, float(stage.utilization), stage.fps_start,
+                                                 stage.fps_factor, stage.mvau_wwidth_max,
+                                                 refine_steps=stage.refine_steps, log=log)
+    designs.insert(0, "board", stage.board)
+    designs["fits"] = [co.fits(r, board, float(stage.utilization)) for _, r in designs.iterrows()]
+    designs["limit_of_fastest_fitting"] = limit
+    designs["budget_utilization"] = float(stage.utilization)
+    designs["source"] = SOURCE_ESTIMATE
+    designs.to_csv(outputs["designs"], index=False)
+    Path(outputs["foldings"]).write_text(json.dumps(foldings))
+    return f"{stage.board} {stage.network}: {len(designs)} designs evaluated; fastest fitting limited by: {limit}"
+
+
+def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin: str, log=sys.stderr) -> str:
+    """The pair search of one twin and the original on one board (from each network's searched
+    designs), the system table (TwinDNN and its baselines per operating point and scheduler), and
+    the design point's foldings.
+
+    inputs: twin_designs, twin_foldings, original_designs, original_foldings, operating_points,
+    twin_logits, original_logits; outputs: system, folding_twin, folding_original,
+    folding_original_alone, design_points.
+    """
+    board = load_board(stage.board)
     util = float(stage.utilization)
     designs, foldings, limits = {}, {}, {}
     for role in ("twin", "original"):
-        path = EstimatePath(inputs[f"{role}_dataflow"], board, mac=getattr(stage, f"{role}_mac"))
-        designs[role], foldings[role], limits[role] = co.search_network(
-            path, role, board, util, stage.fps_start, stage.fps_factor, stage.mvau_wwidth_max,
-            refine_steps=stage.refine_steps, log=log)
-        print(f"{stage.board} {role}: {len(designs[role])} designs evaluated; fastest fitting limited by: "
-              f"{limits[role]} (FINN+ estimates)", file=log, flush=True)
-    table = pd.concat([designs["twin"], designs["original"]], ignore_index=True)
-    table.insert(0, "board", stage.board)
-    table.insert(1, "twin", twin)
-    table["fits"] = [co.fits(r, board, util) for _, r in table.iterrows()]
-    table["limit_of_fastest_fitting"] = table["network"].map(limits)
-    table["budget_utilization"] = util
-    table["source"] = SOURCE_ESTIMATE
-    table.to_csv(outputs["designs"], index=False)
+        designs[role] = pd.read_csv(inputs[f"{role}_designs"])
+        foldings[role] = json.loads(Path(inputs[f"{role}_foldings"]).read_text())
+        limits[role] = str(designs[role]["limit_of_fastest_fitting"].iloc[0])
 
     with np.load(inputs["twin_logits"]) as t, np.load(inputs["original_logits"]) as o:
         tl, ol = dict(t), dict(o)

@@ -226,9 +226,7 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
         ax.set_title(f"{board}: {scheduler}, gate {shown}, points = recovery targets", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)
+    _save(fig, out_png)
 
 
 PAPER_COLUMNS = {
@@ -295,6 +293,10 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
         ax.set_title(f"{board}: gate {gate}", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
+    _save(fig, out_png)
+
+
+def _save(fig, out_png) -> None:
     fig.tight_layout()
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120)

@@ -1,0 +1,8 @@
+"""Rule hw_search: the design space of one network on one board (every design a FINN+ estimate)."""
+import sys
+
+from twindnn.config import SearchStage
+from twindnn.hardware.pipeline import search_step
+from twindnn.snakemake_io import run_rule
+
+run_rule(snakemake, SearchStage, search_step, log=sys.stderr)

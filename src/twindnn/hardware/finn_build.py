@@ -21,7 +21,7 @@ FINN's default streamlining stops at the forks and adds of residual blocks.
 (``MoveLinearPastFork``) and only then past the adds (``MoveLinearPastEltwiseAdd``):
 in the other order the graph is corrupted. Forks become ``DuplicateStreams`` and
 adds ``ElementwiseAdd``; their analytical resource estimates are 0, which the
-resource tables state (column ``unestimated_nodes``). Any node that FINN cannot map
+resource tables list them (column ``zero_estimated``). Any node that FINN cannot map
 to hardware stops the build with :class:`UnmappedNodeError` naming it.
 """
 

@@ -215,7 +215,6 @@ class QuantizeStage(Stage):
         cfg = dict(self.training or {})
         cfg.update(epochs=self.qat_epochs, lr=self.qat_lr, optimizer="adamw", weight_decay=0.0, warmup_epochs=0.0,
                    seed=self.seed, device=self.device, num_workers=self.num_workers)
-        cfg.setdefault("batch_size", 128)
         return cfg
 
 

@@ -23,6 +23,16 @@ from .train import CachedImages, fit, pick_device, predict_logits
 # --------------------------------------------------------------------------- shared glue
 
 
+def cache_dir(inputs: Mapping) -> Path:
+    """The dataset cache folder of a step: where its ``meta`` input lies."""
+    return Path(inputs["meta"]).parent
+
+
+def load_npz(path) -> dict:
+    with np.load(path) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
 def file_sha256(path) -> str:
     """Fingerprint of an input file (a dataset's meta.json, an original's checkpoint)."""
     digest = hashlib.sha256()
@@ -80,12 +90,12 @@ def save_logits(checkpoint, cache_dir, out_npz, device: str = "auto") -> dict:
 
 def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
     """inputs: meta (the dataset cache's meta.json); outputs: checkpoint, metrics, work_dir."""
-    cache_dir = Path(inputs["meta"]).parent
-    meta_in = input_meta(data_lib.load_meta(cache_dir), stage.input_size)
+    cache = cache_dir(inputs)
+    meta_in = input_meta(data_lib.load_meta(cache), stage.input_size)
     cfg = stage.fit_config()
     torch.manual_seed(stage.seed)
     model = build_model("original", stage.model, meta_in)
-    train_set, val_set = training_datasets(cache_dir, meta_in, cfg.get("augment"))
+    train_set, val_set = training_datasets(cache, meta_in, cfg.get("augment"))
     return fit(model, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
                outputs["checkpoint"], outputs["metrics"], network_meta("original", stage.model, meta_in),
                log=log, stop_after_epoch=stop_after_epoch,
@@ -97,7 +107,7 @@ def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.std
 
     inputs: meta, original (its checkpoint); outputs: checkpoint, metrics, work_dir.
     """
-    cache_dir = Path(inputs["meta"]).parent
+    cache = cache_dir(inputs)
     spec = TwinSpec.from_config(stage.twin_name, stage.twin)
     original = load_trained(inputs["original"])
     source = load_checkpoint(inputs["original"])["meta"]
@@ -105,7 +115,7 @@ def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.std
     torch.manual_seed(stage.seed)
     twin = create_twin(original, spec, init_from_original=True)
     meta_in = source["data_meta"]
-    train_set, val_set = training_datasets(cache_dir, meta_in, cfg.get("augment"))
+    train_set, val_set = training_datasets(cache, meta_in, cfg.get("augment"))
     teacher = original if float(cfg.get("distill_alpha", 0.0)) > 0 else None
     # The twin's fingerprint includes the original it starts from: a retrained original retrains the twin.
     fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
@@ -116,7 +126,7 @@ def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.std
 
 def logits(stage: LogitsStage, inputs: Mapping, outputs: Mapping) -> dict:
     """inputs: checkpoint, meta; outputs: logits (npz)."""
-    return save_logits(inputs["checkpoint"], Path(inputs["meta"]).parent, outputs["logits"], device=stage.device)
+    return save_logits(inputs["checkpoint"], cache_dir(inputs), outputs["logits"], device=stage.device)
 
 
 def prepare_data(stage: DataStage, inputs: Mapping, outputs: Mapping, workers: int = 1) -> dict:
@@ -125,17 +135,12 @@ def prepare_data(stage: DataStage, inputs: Mapping, outputs: Mapping, workers: i
     return {k: v for k, v in meta.items() if k != "classes"}
 
 
-def _load_npz(path) -> dict:
-    with np.load(path) as npz:
-        return {key: npz[key] for key in npz.files}
-
-
 def cascade(stage: CascadeStage, inputs: Mapping, outputs: Mapping) -> str:
     """Sweep the gates of one twin, choose its operating points on val. inputs: twin_logits,
     original_logits; outputs: sweep, operating_points (CSV)."""
     from .cascade import run_cascade
 
-    sweep, points = run_cascade(_load_npz(inputs["twin_logits"]), _load_npz(inputs["original_logits"]),
+    sweep, points = run_cascade(load_npz(inputs["twin_logits"]), load_npz(inputs["original_logits"]),
                                 gates=list(stage.gates), targets=list(stage.targets))
     for path in (outputs["sweep"], outputs["operating_points"]):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +193,7 @@ def report_tables(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> str:
                        collect(stage.config, data_meta), title=f"TwinDNN operating points, {where} (test split)")
     report.plot_accuracy_vs_forwarded(_tagged(inputs["sweeps"], twins), outputs["fig_accuracy_forwarded"],
                                       title=f"{where}: test accuracy vs forwarded fraction (cascade sweeps)")
-    logits = {t: _load_npz(p) for p, t in zip(inputs["twin_logits"], twins)}
+    logits = {t: load_npz(p) for p, t in zip(inputs["twin_logits"], twins)}
     report.plot_confidence_histograms(logits, outputs["fig_confidence"], gate=stage.gate,
                                       title=f"{where}: twin confidence ({stage.gate} gate) on test (twin logits)")
     devices = sorted(summary["throughput_device"].unique())

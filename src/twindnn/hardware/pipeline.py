@@ -21,7 +21,7 @@ from ..config import (BoardTimingStage, BuildStage, ColocateStage, ExportStage, 
                       SearchStage, TablesStage)
 from ..models import load_checkpoint, load_trained
 from ..simulate import simulate_system_rows
-from ..pipeline import accuracy, file_sha256, network_meta, save_logits, training_datasets
+from ..pipeline import accuracy, cache_dir, file_sha256, load_npz, network_meta, save_logits, training_datasets
 from ..train import fit, save_checkpoint
 from . import colocate as co
 from . import tables
@@ -32,30 +32,26 @@ from .finn_build import build_network, prepare_network
 from .system_model import SOURCE_ESTIMATE
 
 
-def _cache_dir(inputs: Mapping) -> Path:
-    return Path(inputs["meta"]).parent
-
-
 def quantize_original_step(stage: QuantizeStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> dict:
     """The 8-bit (or n-bit) original: PTQ with calibrated activations, optional short QAT, logits.
 
     inputs: original (checkpoint), meta; outputs: checkpoint, logits (npz), work_dir (QAT's).
     """
-    cache_dir = _cache_dir(inputs)
-    calibration, _ = data_lib.sample_split(cache_dir, "train", int(stage.calibration_images))
+    cache = cache_dir(inputs)
+    calibration, _ = data_lib.sample_split(cache, "train", int(stage.calibration_images))
     model = quantize_original(inputs["original"], int(stage.weight_bits), int(stage.act_bits), calibration, log=log)
     source = load_checkpoint(inputs["original"])["meta"]
     meta = network_meta("twin", source["model_cfg"], source["data_meta"], model.spec, role="original_quant")
     if int(stage.qat_epochs) > 0:
         cfg = stage.fit_config()
-        train_set, val_set = training_datasets(cache_dir, meta["data_meta"], cfg.get("augment"))
+        train_set, val_set = training_datasets(cache, meta["data_meta"], cfg.get("augment"))
         fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
         fit(model, train_set, val_set, cfg, meta["data_meta"]["mean"], meta["data_meta"]["std"], outputs["work_dir"],
             outputs["checkpoint"], Path(outputs["work_dir"]) / "qat_metrics.csv", meta, log=log,
             fingerprint=fingerprint)
     else:
         save_checkpoint(outputs["checkpoint"], {"state_dict": model.state_dict(), "meta": meta})
-    return save_logits(outputs["checkpoint"], cache_dir, outputs["logits"], device=stage.device)
+    return save_logits(outputs["checkpoint"], cache, outputs["logits"], device=stage.device)
 
 
 def export_step(stage: ExportStage, inputs: Mapping, outputs: Mapping) -> dict:
@@ -67,7 +63,7 @@ def export_step(stage: ExportStage, inputs: Mapping, outputs: Mapping) -> dict:
     model = load_trained(checkpoint)
     meta = load_checkpoint(checkpoint)["meta"]["data_meta"]
     export_qonnx_model(model, meta, outputs["onnx"])
-    images, labels = data_lib.sample_split(_cache_dir(inputs), "test", int(stage.check_images))
+    images, labels = data_lib.sample_split(cache_dir(inputs), "test", int(stage.check_images))
     row = check_export(model, meta, outputs["onnx"], images, labels)
     pd.DataFrame([row]).to_csv(outputs["check"], index=False)
     if row["prediction_agreement"] < 1.0:
@@ -90,7 +86,7 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict
     onnx_path, out_dir, check_csv = inputs["onnx"], Path(outputs["dataflow"]).parent, outputs["check"]
     min_agreement = float(stage.min_agreement)
     dataflow = prepare_network(onnx_path, out_dir)
-    images, labels = data_lib.sample_split(_cache_dir(inputs), "test", int(stage.check_images))
+    images, labels = data_lib.sample_split(cache_dir(inputs), "test", int(stage.check_images))
     scale = json.loads((Path(out_dir) / "host_output_scale.json").read_text())
     ref = qonnx_logits(onnx_path, images)
     streamlined = Path(out_dir) / "build" / "intermediate_models" / "step_residual_streamline.onnx"
@@ -157,8 +153,7 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
         foldings[role] = json.loads(Path(inputs[f"{role}_foldings"]).read_text())
         limits[role] = str(designs[role]["limit_of_fastest_fitting"].iloc[0])
 
-    with np.load(inputs["twin_logits"]) as t, np.load(inputs["original_logits"]) as o:
-        tl, ol = dict(t), dict(o)
+    tl, ol = load_npz(inputs["twin_logits"]), load_npz(inputs["original_logits"])
     pts = rescore_operating_points(tl, ol, pd.read_csv(inputs["operating_points"]))
     system = co.system_rows(board, twin, designs["twin"], designs["original"], pts, util, limits,
                             max_replicas=stage.max_replicas, switch_ms=stage.switch_ms,
@@ -241,7 +236,7 @@ def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping
     from .board_timing import run_on_board
 
     est = json.loads(Path(inputs["estimates"]).read_text())
-    images, labels = data_lib.load_split(_cache_dir(inputs), "test")
+    images, labels = data_lib.load_split(cache_dir(inputs), "test")
     scale = (est.get("host_output") or {}).get("logit_scale", 1.0)
     row = run_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
                        user=stage.user, batch_size=int(stage.batch_size), logit_scale=scale)
@@ -259,7 +254,7 @@ def board_pair_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping) 
     dp = json.loads(Path(inputs["design_points"]).read_text())["design_point"]
     if dp is None:
         raise RuntimeError(f"{inputs['design_points']}: no fitting design point to time on the board")
-    images, labels = data_lib.load_split(_cache_dir(inputs), "test")
+    images, labels = data_lib.load_split(cache_dir(inputs), "test")
     scale = {n: ((est["networks"][n].get("host_output") or {}).get("logit_scale", 1.0)) for n in ("twin", "original")}
     row = run_pair_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
                             threshold=dp["threshold"], scheduler=dp["scheduler"], twin_scale=scale["twin"],
@@ -279,10 +274,10 @@ def tables_step(stage: TablesStage, inputs: Mapping, outputs: Mapping) -> str:
                                 list(inputs["pairs"]))
     res.to_csv(outputs["resources"], index=False)
     tables.fps_table(res, list(inputs["board_reports"]), list(inputs["checks"])).to_csv(outputs["fps"], index=False)
-    head = tables.headline_table(list(inputs["systems"]))
+    system = pd.concat([pd.read_csv(p) for p in inputs["systems"]], ignore_index=True)
+    head = tables.headline_table(system)
     head.to_csv(outputs["headline"], index=False)
-    tables.accuracy_vs_throughput_figure(pd.concat([pd.read_csv(p) for p in inputs["systems"]]), outputs["figure"],
-                                         gate=stage.gate, scheduler=stage.scheduler)
+    tables.accuracy_vs_throughput_figure(system, outputs["figure"], gate=stage.gate, scheduler=stage.scheduler)
     paper = tables.paper_table(head, stage.gate)
     paper.to_csv(outputs["paper_csv"], index=False)
     Path(outputs["paper_md"]).write_text(tables.paper_markdown(paper, stage.gate))

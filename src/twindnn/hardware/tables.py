@@ -21,17 +21,24 @@ class SearchBuildMismatch(RuntimeError):
     """A build reported other figures than the search that chose its design."""
 
 
-def check_builds_match_search(builds: dict, design_points: list) -> None:
-    """Every built design has exactly the figures the search computed for it (else raise)."""
+def searched_designs(design_points: list) -> dict:
+    """{(board, twin, role): the search's figures of the design built for that role} from ``_design_points.json`` files."""
+    out = {}
     for path in design_points:
         points = json.loads(Path(path).read_text())
         for role, searched in points["roles"].items():
-            key = (points["board"], points["twin"], role)
-            built = builds[key]
-            diff = {c: (searched[c], built[c]) for c in CHECKED if float(searched[c]) != float(built[c])}
-            if diff:
-                raise SearchBuildMismatch(f"{key}: the FINN+ build reports other figures than the search "
-                                          f"(search, build): {diff}")
+            out[(points["board"], points["twin"], role)] = searched
+    return out
+
+
+def check_builds_match_search(builds: dict, searched: dict) -> None:
+    """Every built design has exactly the figures the search computed for it (else raise)."""
+    for key, design in searched.items():
+        built = builds[key]
+        diff = {c: (design[c], built[c]) for c in CHECKED if float(design[c]) != float(built[c])}
+        if diff:
+            raise SearchBuildMismatch(f"{key}: the FINN+ build reports other figures than the search "
+                                      f"(search, build): {diff}")
 
 
 def check_joint_build(builds: dict, pair_jsons: list) -> dict:
@@ -62,15 +69,11 @@ def resource_table(build_jsons: list, design_points: list, utilization: float,
         est = json.loads(Path(path).read_text())
         board, twin, role = Path(path).stem.split("__")
         builds[(board, twin, role)] = est
-    check_builds_match_search(builds, design_points)
+    searched = searched_designs(design_points)
+    check_builds_match_search(builds, searched)
     joint = check_joint_build(builds, list(pair_jsons))
-    replicas = {}
-    for path in design_points:
-        points = json.loads(Path(path).read_text())
-        for role, p in points["roles"].items():
-            replicas[(points["board"], points["twin"], role)] = int(p["replicas"])
     for (board, twin, role), est in builds.items():
-        k = replicas.get((board, twin, role), 1)
+        k = int(searched[(board, twin, role)]["replicas"]) if (board, twin, role) in searched else 1
         row = {"board": board, "twin": twin, "network": role, "replicas": k,
                "estimated_throughput_fps": k * est["estimated_throughput_fps"],
                "estimated_latency_ms": est["estimated_latency_ms"], "clock_mhz": est["clock_mhz"],
@@ -180,11 +183,10 @@ def budget_violations(headline: pd.DataFrame) -> list[str]:
     return problems
 
 
-def headline_table(system_csvs: list) -> pd.DataFrame:
-    """TwinDNN and its four baselines per board, twin, operating point and scheduler (see
-    :func:`twindnn.hardware.colocate.system_rows`)."""
-    df = pd.concat([pd.read_csv(p) for p in system_csvs], ignore_index=True)
-    return df.reindex(columns=HEADLINE)
+def headline_table(system: pd.DataFrame) -> pd.DataFrame:
+    """TwinDNN and its four baselines per board, twin, operating point and scheduler: the headline
+    columns of the system tables (:func:`twindnn.hardware.colocate.system_rows`)."""
+    return system.reindex(columns=HEADLINE)
 
 
 def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE,

@@ -78,6 +78,17 @@ def test_summary_table_interpolates_measured_cascade_speed():
     assert other["twin_throughput_fps"] == 500.0
     assert other["twindnn_ideal_throughput_fps"] == pytest.approx(1 / (1 / 500 + 0.5 / 200))
     assert set(summary["throughput_device"]) == {DEVICE}
+    # The schedulers on two devices at the measured rates (twin 1000 fps, original 200 fps).
+    assert first["twin_first_model_fps"] == pytest.approx(min(1000, 200 / 0.25))
+    # f r_t = 250 > r_o = 200: the original is saturated by forwarded inputs, no fresh ones.
+    assert first["work_sharing_model_fps"] == pytest.approx(200 / 0.25)
+    assert first["work_sharing_test_accuracy"] == pytest.approx(0.85)
+    # Twin 500 fps, f = 0.5: f r_t = 250 > 200 again; at a twin of 300 fps the original takes
+    # 200 - 150 = 50 fresh inputs of 300 * 0.5 + 200 = 350 answered per second.
+    slow = report.summary_table(_points("w1a1", [0.5]), _throughput(300.0).assign(twin="w1a1")).iloc[0]
+    assert slow["work_sharing_model_fps"] == pytest.approx(350.0)
+    assert slow["work_sharing_test_accuracy"] == pytest.approx((300 / 350) * 0.85 + (50 / 350) * 0.9)
+    assert slow["twin_first_model_fps"] == pytest.approx(300.0)
 
 
 def test_summary_table_without_measurements_gives_nan_speeds():

@@ -40,6 +40,12 @@ SUMMARY_COLUMNS = [
     "twindnn_throughput_fps",
     "twindnn_ideal_throughput_fps",
     "twindnn_speedup_vs_original_x",
+    # The schedulers of twindnn.hardware.system_model at the measured single-network rates, as if
+    # the twin and the original each had a device of their own (the FPGA tables do this with
+    # FINN+ estimates): twin_first's accuracy is the cascade's; work_sharing's is the mix it makes.
+    "twin_first_model_fps",
+    "work_sharing_model_fps",
+    "work_sharing_test_accuracy",
     "throughput_device",
 ]
 
@@ -69,8 +75,14 @@ def summary_table(operating_points: pd.DataFrame, throughput: pd.DataFrame) -> p
     throughput is the measured cascade rate interpolated at the test forwarded
     fraction (the nearest measured one outside the measured range); the ideal
     rate is ``1 / (1 / twin_fps + f / original_fps)``. A twin without
-    throughput rows gets NaN speeds. Columns: ``SUMMARY_COLUMNS``.
+    throughput rows gets NaN speeds. The ``*_model_*`` columns put the two
+    networks on separate devices at their measured rates and apply each
+    scheduler of :data:`twindnn.hardware.system_model.SCHEDULERS` (work sharing:
+    an idle original takes fresh inputs, which get the original's accuracy).
+    Columns: ``SUMMARY_COLUMNS``.
     """
+    from twindnn.hardware import system_model
+
     rows = []
     for point in operating_points.to_dict("records"):
         speed = throughput[throughput["twin"] == point["twin"]]
@@ -98,6 +110,11 @@ def summary_table(operating_points: pd.DataFrame, throughput: pd.DataFrame) -> p
                 "twindnn_throughput_fps": twindnn_fps,
                 "twindnn_ideal_throughput_fps": float(ideal),
                 "twindnn_speedup_vs_original_x": twindnn_fps / original_fps if original_fps > 0 else math.nan,
+                "twin_first_model_fps": float(system_model.system_fps(twin_fps, original_fps, f, "twin_first")),
+                "work_sharing_model_fps": float(system_model.system_fps(twin_fps, original_fps, f, "work_sharing")),
+                "work_sharing_test_accuracy": float(system_model.system_accuracy(
+                    point["test_system_accuracy"], point["test_original_accuracy"], twin_fps, original_fps, f,
+                    "work_sharing")),
                 "throughput_device": "; ".join(devices) if devices else "not measured",
             }
         )

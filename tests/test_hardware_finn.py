@@ -265,3 +265,25 @@ def test_papers_precisions_go_through_finn_and_the_system_model(paper_pair):
 def test_activations_wider_than_8_bits_are_refused(tmp_path):
     with pytest.raises(ValueError, match="act_bits 16: FINN computes activations as thresholds"):
         quantize_original(tmp_path / "never_read.pt", 16, 16)
+
+
+def test_mobilenetv2_twin_maps_onto_finn(tmp_path):
+    """The paper's MobileNetV2 twin (ternary weights, 8-bit activations), shrunk to one block per
+    stage: it exports faithfully and every layer maps onto a FINN+ hardware layer, the depthwise
+    convolutions onto vector-vector units (VVAU) and the skips onto DuplicateStreams/ElementwiseAdd."""
+    meta = dict(DATA_META, image_size=32)  # five stride-2 stages: 32 px leaves a 2x2 map
+    cfg = {"model": "mobilenetv2_035", "model_kwargs": {"depth_multiplier": 0.3}}
+    torch.manual_seed(0)
+    original = build_model("original", cfg, meta)
+    assert [len(stage) for stage in original.blocks] == [1, 1, 1, 2, 1, 1, 1]
+    spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
+    twin = create_twin(original, spec).eval()
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (4, 32, 32, 1)).astype(np.uint8), rng.integers(0, 4, 4)
+    path = export_qonnx_model(twin, meta, tmp_path / "twin.onnx")
+    assert check_export(twin, meta, path, images, labels)["prediction_agreement"] == 1.0
+    dataflow = onnx.load(prepare_network(path, tmp_path / "twin"))
+    ops = [node.op_type for node in dataflow.graph.node]
+    depthwise = sum(1 for m in original.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
+    assert ops.count("VVAU") == depthwise
+    assert ops.count("ElementwiseAdd") == sum(b.has_skip for stage in original.blocks for b in stage) == 1

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from twindnn.models import (TwinSpec, create_original, create_twin, initialize_from, load_checkpoint, load_trained,
-                            topology)
+                            model_family, topology)
 
 SMALL = dict(channels=(8, 8, 16, 16))
 SPECS = {
@@ -112,3 +112,21 @@ def test_binary_maps_pad_with_minus_one(original):
     padded = BipolarPad((1, 1))(x)
     assert padded.shape == (1, 2, 5, 5) and padded[0, 0, 0, 0] == -1 and padded[0, 0, 2, 2] == 1
     assert torch.equal(padded, F.pad(x, (1, 1, 1, 1), value=-1.0))
+
+
+def test_mobilenetv2_twin_mirrors_the_original():
+    """A timm MobileNetV2 gets a twin with its names (every weight and BN statistic copied except the
+    classifier's bias, which FINN cannot take), a stride-1 stem on small images, and the same output."""
+    original = create_original("mobilenetv2_050", 10, 3, 32)
+    assert original.conv_stem.stride == (1, 1)
+    spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
+    twin = create_twin(original, spec)
+    copied = initialize_from(twin, original)
+    assert sorted(set(original.state_dict()) - set(copied)) == ["classifier.bias"]
+    assert twin(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert model_family(original) == "mobilenetv2" and model_family(create_original("resnet18", 10, 3, 32)) == "resnet"
+
+
+def test_unsupported_timm_model_is_refused():
+    with pytest.raises(ValueError, match="only timm ResNets with a plain stem"):
+        create_original("efficientnet_b0", 10, 3, 32)

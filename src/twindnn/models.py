@@ -29,7 +29,7 @@ MAX_ACT_BITS = 8  # FINN activations are thresholds: 2^bits - 1 of them per chan
 
 def create_original(name: str, num_classes: int, in_chans: int, image_size: int,
                     pretrained_file: str | None = None, **model_kwargs) -> nn.Module:
-    """A timm ResNet; small images (<= 64 px) get a 3x3 stride-1 stem and no max-pool.
+    """A timm ResNet or MobileNetV2; small images (<= 64 px) get a stride-1 stem (and no max-pool).
 
     ``pretrained_file``: a local weights file for timm (never a hub download).
     """
@@ -42,15 +42,35 @@ def create_original(name: str, num_classes: int, in_chans: int, image_size: int,
         model = timm.create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
     except RuntimeError as err:
         if "Unknown model" in str(err):
-            raise ValueError(f"original.model {name!r} is not a timm model; see timm.list_models('resnet*').") from err
+            raise ValueError(f"original.model {name!r} is not a timm model; see timm.list_models('resnet*') "
+                             "and timm.list_models('mobilenetv2*').") from err
         raise
-    if not hasattr(model, "layer1") or not isinstance(model.conv1, nn.Conv2d):
-        raise ValueError(f"original.model {name!r}: only timm ResNets with a plain stem (conv1) are supported.")
+    family = model_family(model)
+    if family is None:
+        raise ValueError(f"original.model {name!r}: only timm ResNets with a plain stem (conv1) and timm "
+                         "MobileNetV2s (conv_stem + inverted-residual blocks) are supported.")
     if image_size <= SMALL_INPUT_MAX:
-        width = model.conv1.out_channels
-        model.conv1 = nn.Conv2d(in_chans, width, kernel_size=3, stride=1, padding=1, bias=False)
-        model.maxpool = nn.Identity()
+        if family == "resnet":
+            width = model.conv1.out_channels
+            model.conv1 = nn.Conv2d(in_chans, width, kernel_size=3, stride=1, padding=1, bias=False)
+            model.maxpool = nn.Identity()
+        else:
+            model.conv_stem.stride = (1, 1)
     return model
+
+
+def model_family(model: nn.Module) -> str | None:
+    """``"resnet"``, ``"mobilenetv2"`` or None (a timm model this project cannot twin)."""
+    if hasattr(model, "layer1") and isinstance(getattr(model, "conv1", None), nn.Conv2d):
+        return "resnet"
+    blocks = [block for stage in getattr(model, "blocks", []) for block in stage]
+    # EfficientNets share timm's block classes but add squeeze-excitation and SiLU: not these.
+    if isinstance(getattr(model, "conv_stem", None), nn.Conv2d) and blocks and all(
+            type(block).__name__ in ("DepthwiseSeparableConv", "InvertedResidual")
+            and isinstance(getattr(block, "se", None), nn.Identity) for block in blocks) \
+            and isinstance(getattr(model.bn1, "act", None), nn.ReLU6):
+        return "mobilenetv2"
+    return None
 
 
 # --------------------------------------------------------------------------- twin
@@ -266,9 +286,99 @@ class QuantResNet(nn.Module):
         return out.value if hasattr(out, "value") else out
 
 
-def create_twin(original: nn.Module, spec: TwinSpec, init_from_original: bool = True) -> QuantResNet:
-    """Build the twin of ``original`` and copy its weights, BN statistics and classifier."""
-    twin = QuantResNet(original, spec)
+def _plain_bn(bn: nn.Module) -> nn.BatchNorm2d:
+    """A plain BatchNorm2d with ``bn``'s parameters (timm's BatchNormAct2d carries its activation)."""
+    plain = nn.BatchNorm2d(bn.num_features, eps=bn.eps, momentum=bn.momentum)
+    plain.load_state_dict(nn.BatchNorm2d.state_dict(bn))
+    return plain
+
+
+class QuantInvertedResidual(nn.Module):
+    """A timm MobileNetV2 block (InvertedResidual, or the first stage's DepthwiseSeparableConv).
+
+    Quantized convolutions (the depthwise one keeps its groups: FINN's vector-vector unit), an
+    inner activation after each expanding/depthwise BN, and a signed quantizer on the linear
+    bottleneck output. With a skip, both add inputs share one signed quantizer (one scale), as in
+    :class:`QuantBlock`."""
+
+    def __init__(self, block: nn.Module, spec: TwinSpec, stream_bits: int):
+        super().__init__()
+        wq = _weight_quant(spec)
+        self.expand = hasattr(block, "conv_pwl")
+        if self.expand:  # InvertedResidual: 1x1 expand, 3x3 depthwise, 1x1 linear projection
+            self.conv_pw, self.bn1 = _conv(block.conv_pw, wq), _plain_bn(block.bn1)
+            self.act1 = _inner_act(spec.act_bits, spec.scaling)
+            self.pad_dw, self.conv_dw = _bipolar_conv(block.conv_dw, wq, spec.act_bits)
+            self.bn2 = _plain_bn(block.bn2)
+            self.act2 = _inner_act(spec.act_bits, spec.scaling)
+            self.conv_pwl, self.bn3 = _conv(block.conv_pwl, wq), _plain_bn(block.bn3)
+        else:  # DepthwiseSeparableConv: 3x3 depthwise, 1x1 linear projection
+            self.pad_dw, self.conv_dw = _bipolar_conv(block.conv_dw, wq, spec.act_bits)
+            self.bn1 = _plain_bn(block.bn1)
+            self.act1 = _inner_act(spec.act_bits, spec.scaling)
+            self.conv_pw, self.bn2 = _conv(block.conv_pw, wq), _plain_bn(block.bn2)
+        self.has_skip = bool(getattr(block, "has_skip", False))
+        self.add_quant = _signed_act(stream_bits, spec.scaling) if self.has_skip else None
+        self.act_out = _signed_act(stream_bits, spec.scaling)
+
+    def forward(self, x):
+        if self.expand:
+            out = self.act1(self.bn1(self.conv_pw(x)))
+            out = self.act2(self.bn2(self.conv_dw(self.pad_dw(out))))
+            out = self.bn3(self.conv_pwl(out))
+        else:
+            out = self.act1(self.bn1(self.conv_dw(self.pad_dw(x))))
+            out = self.bn2(self.conv_pw(out))
+        if self.has_skip:
+            out = self.add_quant(out) + self.add_quant(x)
+        return self.act_out(out)
+
+
+class QuantMobileNetV2(nn.Module):
+    """The twin of a timm MobileNetV2: its topology with Brevitas layers and timm's names."""
+
+    def __init__(self, original: nn.Module, spec: TwinSpec):
+        super().__init__()
+        from brevitas.nn import QuantIdentity, QuantLinear
+        from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
+
+        self.spec = spec
+        stream_bits = spec.stream_bits or max(2, spec.act_bits)
+        edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
+        edge_act_bits = min(spec.edge_bits, MAX_ACT_BITS)
+        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=3.0,
+                                         min_val=-3.0, return_quant_tensor=True, **spec.scaling)
+        self.conv_stem, self.bn1 = _conv(original.conv_stem, edge), _plain_bn(original.bn1)
+        self.act1 = _stream_act(stream_bits, spec.scaling)
+        self.blocks = nn.Sequential(*[nn.Sequential(*[QuantInvertedResidual(b, spec, stream_bits) for b in stage])
+                                      for stage in original.blocks])
+        self.conv_head, self.bn2 = _conv(original.conv_head, _weight_quant(spec)), _plain_bn(original.bn2)
+        self.act2 = _stream_act(stream_bits, spec.scaling)
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        head_max = 2 * _relu_max(stream_bits)
+        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=head_max,
+                                        min_val=-head_max, return_quant_tensor=True, **spec.scaling)
+        fc = original.classifier
+        self.classifier = QuantLinear(fc.in_features, fc.out_features, bias=False, **edge)
+
+    def forward(self, x):
+        x = self.act1(self.bn1(self.conv_stem(self.input_quant(x))))
+        x = self.act2(self.bn2(self.conv_head(self.blocks(x))))
+        x = torch.flatten(self.global_pool(x), 1)
+        out = self.classifier(self.head_quant(x))
+        return out.value if hasattr(out, "value") else out
+
+
+def create_twin(original: nn.Module, spec: TwinSpec, init_from_original: bool = True) -> nn.Module:
+    """Build the twin of ``original`` (a ResNet or a MobileNetV2) and copy its weights, BN statistics
+    and classifier."""
+    family = model_family(original)
+    if family == "resnet":
+        twin = QuantResNet(original, spec)
+    elif family == "mobilenetv2":
+        twin = QuantMobileNetV2(original, spec)
+    else:
+        raise ValueError(f"cannot build a twin of {type(original).__name__}: only timm ResNets and MobileNetV2s")
     if init_from_original:
         initialize_from(twin, original)
     return twin

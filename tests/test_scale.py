@@ -119,3 +119,11 @@ def test_training_benchmark_reports_ratio(cache):
     assert (table["pipeline_images_per_s"] > 0).all() and (table["synthetic_images_per_s"] > 0).all()
     assert np.allclose(table["pipeline_to_synthetic_ratio"],
                        table["pipeline_images_per_s"] / table["synthetic_images_per_s"])
+
+
+def test_training_benchmark_covers_every_twin_and_profiles(cache):
+    config = dict(CONFIG, twins={"w1a2": {"weight_bits": 1, "act_bits": 2}, "w1a1": {"weight_bits": 1, "act_bits": 1}})
+    table = benchmark_training(config, cache, steps=1, warmup=1, device="cpu", profile=True)
+    assert list(table["network"]) == ["original", "twin_w1a2", "twin_w1a1"]
+    # the twins' steps spend time in convolutions and in Brevitas's quantizers' elementwise ops
+    assert all("convolution" in ops for ops in table["cpu_time_by_op"])

@@ -1,10 +1,12 @@
-"""Training-speed benchmark: is data loading the bottleneck?
+"""Training-speed benchmark: is data loading the bottleneck, and where does a step's time go?
 
-For the original and one twin it measures training images/s through the real
-pipeline (cache -> DataLoader -> augmentation -> forward/backward/step) and the
-raw forward/backward/step rate on synthetic tensors already on the device, and
-prints the ratio. A ratio near 1 means the model is the limit; well below 1,
-the data pipeline starves the device (raise compute.num_workers).
+For the original and every twin of the config it measures training images/s through the real
+pipeline (cache -> DataLoader -> augmentation -> forward/backward/step) and the raw
+forward/backward/step rate on synthetic tensors already on the device, and prints the ratio. A
+ratio near 1 means the model is the limit; well below 1, the data pipeline starves the device
+(raise compute.num_workers). ``--profile`` adds, per network, the share of a step's CPU time in
+the largest operator kinds (torch.profiler): for a twin, how much goes to the convolutions and how
+much to Brevitas's quantizers.
 
     python -m twindnn.benchmark --config config/config.yaml --cache results/<run>/data
 """
@@ -25,6 +27,7 @@ from . import data as data_lib
 from .models import Normalize, TwinSpec, build_model, create_twin
 from .config import validated
 from .pipeline import input_meta
+from .throughput import describe_device
 from .train import CachedImages, _autocast, make_optimizer, pick_device
 
 
@@ -60,19 +63,38 @@ def _rate(model, optimizer, batches, device, normalize, channels_last, steps, wa
     return seen / (time.perf_counter() - start)
 
 
+def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=True, steps: int = 3,
+                 top: int = 6) -> str:
+    """The ``top`` operator kinds by share of self CPU time over ``steps`` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    images, labels = batch
+    x = normalize(images.to(device))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = labels.to(device)
+    _step(model, optimizer, x, y, device, amp)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            _step(model, optimizer, x, y, device, amp)
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return ", ".join(f"{e.key[6:]} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:top])
+
+
 def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3, twin: str | None = None,
-                       device: str = "auto") -> pd.DataFrame:
+                       device: str = "auto", profile: bool = False) -> pd.DataFrame:
     meta = input_meta(data_lib.load_meta(cache_dir), config["dataset"].get("input_size"))
     device = pick_device(device)
     images, labels = data_lib.load_split(cache_dir, "train")
     section = config["original"]
     model_cfg = {k: section[k] for k in ("model", "model_kwargs") if k in section}
     original = build_model("original", model_cfg, meta)
-    twin = twin or next(iter(config["twins"]))
-    networks = {
-        "original": (original, config["original"]["training"]),
-        f"twin_{twin}": (create_twin(original, TwinSpec.from_config(twin, config["twins"][twin])), config["twin"]["training"]),
-    }
+    networks = {"original": (original, config["original"]["training"])}
+    for name in ([twin] if twin else list(config["twins"])):
+        networks[f"twin_{name}"] = (create_twin(original, TwinSpec.from_config(name, config["twins"][name])),
+                                    config["twin"]["training"])
     workers = int(config.get("compute", {}).get("num_workers", 0))
     normalize = Normalize(meta["mean"], meta["std"]).to(device)
     rows = []
@@ -93,10 +115,13 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
         y = torch.randint(0, meta["num_classes"], (batch,), device=device)
         synthetic = ((x, y) for _ in range(steps + warmup))
         raw_rate = _rate(model, optimizer, synthetic, device, normalize, channels_last, steps, warmup, amp)
-        rows.append({"network": name, "batch_size": batch, "amp": amp and device.type == "cuda",
-                     "channels_last": channels_last, "num_workers": workers, "device": str(device),
-                     "pipeline_images_per_s": pipeline_rate, "synthetic_images_per_s": raw_rate,
-                     "pipeline_to_synthetic_ratio": pipeline_rate / raw_rate})
+        row = {"network": name, "batch_size": batch, "amp": amp and device.type == "cuda",
+               "channels_last": channels_last, "num_workers": workers, "device": str(device),
+               "threads": torch.get_num_threads(), "pipeline_images_per_s": pipeline_rate,
+               "synthetic_images_per_s": raw_rate, "pipeline_to_synthetic_ratio": pipeline_rate / raw_rate}
+        if profile:
+            row["cpu_time_by_op"] = profile_step(model, optimizer, (x, y), device, normalize, channels_last, amp)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -105,7 +130,9 @@ def main(argv=None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--cache", required=True, help="dataset cache folder (results/<run>/data)")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--twin", default=None)
+    parser.add_argument("--twin", default=None, help="one twin of the config (default: all of them)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--profile", action="store_true", help="also the operators a step's CPU time goes to")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--no-amp", action="store_true", help="train in float32 (no bf16 autocast)")
@@ -121,8 +148,16 @@ def main(argv=None) -> int:
             config[section]["training"]["amp"] = False
         if args.no_channels_last:
             config[section]["training"]["channels_last"] = False
-    table = benchmark_training(config, args.cache, args.steps, twin=args.twin, device=args.device)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    table = benchmark_training(config, args.cache, args.steps, twin=args.twin, device=args.device,
+                               profile=args.profile)
+    print(f"device: {describe_device(table['device'].iloc[0])}")
+    print(table.drop(columns=["cpu_time_by_op"], errors="ignore").to_string(
+        index=False, float_format=lambda v: f"{v:,.3g}"))
+    for row in table.to_dict("records"):
+        if "cpu_time_by_op" in row:
+            print(f"{row['network']}: {row['cpu_time_by_op']}")
     if args.out:
         table.to_csv(args.out, index=False)
     return 0

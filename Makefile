@@ -1,5 +1,5 @@
 # Two entry points do all set-up on a fresh Debian machine:
-#   make reproduce   the embedded default (Fashion-MNIST, ~13 min on 2 CPU cores)
+#   make reproduce   the embedded default (Fashion-MNIST, ~10 min on 2 CPU cores)
 #   make test        the test suite (includes a tiny whole-DAG run and a local SLURM cluster)
 PYTHON ?= python3
 VENV ?= .venv

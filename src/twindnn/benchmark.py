@@ -100,7 +100,7 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     rows = []
     for name, (model, train_cfg) in networks.items():
         amp = train_cfg.get("amp", True)
-        channels_last = device.type == "cuda" and train_cfg.get("channels_last", True)
+        channels_last = train_cfg.get("channels_last", True)
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)

@@ -287,3 +287,25 @@ def test_mobilenetv2_twin_maps_onto_finn(tmp_path):
     depthwise = sum(1 for m in original.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
     assert ops.count("VVAU") == depthwise
     assert ops.count("ElementwiseAdd") == sum(b.has_skip for stage in original.blocks for b in stage) == 1
+
+
+def test_bram_heavy_design_gets_a_placed_variant_for_pairs(prepared):
+    """A design that fits alone but takes most of the BRAM budget also gets a variant with weights in
+    URAM that leaves half the BRAM free, and the pair search can use it."""
+    base = load_board("ZCU104")
+    path = EstimatePath(prepared["original"]["dataflow"], base)
+    design = path.evaluate(path.fold(2000, 8191))
+    assert design["BRAM_18K"] > 0
+    # a board on which this design takes 80 % of the BRAM budget, with URAM to spare
+    board = {**base, "resources": {**base["resources"], "BRAM_18K": design["BRAM_18K"] / (0.85 * 0.8)}}
+    path = EstimatePath(prepared["original"]["dataflow"], board)
+    designs, _, _ = co.search_network(path, "original", board, 0.85, fps_start=2000, fps_factor=1e9,
+                                      mvau_wwidth_max=8191, refine_steps=0)
+    plain = designs[designs["placement"] == "weights: BRAM (FINN default)"].iloc[0]
+    variants = designs[designs["placement"].str.endswith("(BRAM for a pair)")]
+    assert len(variants) and plain["BRAM_18K"] == design["BRAM_18K"]
+    variant = variants.iloc[0]
+    assert variant["BRAM_18K"] <= co.PAIR_BRAM_SHARE * co.budget(board, 0.85)["BRAM_18K"] + 1e-9
+    assert variant["URAM"] > plain["URAM"] and co.fits(variant, board, 0.85)
+    # the same folding: the same speed
+    assert variant["estimated_throughput_fps"] == plain["estimated_throughput_fps"]

@@ -10,7 +10,10 @@ build's own steps, so its figures are the build's. The space per network:
   stream, so no folding heuristic limits a layer below what the device allows;
 - **weight memory placement**: when a design's BRAM is over budget, the largest weight memories
   move to URAM (``ram_style="ultra"``, where the part has URAM) and then, where FINN+ models
-  their LUT cost, to LUTRAM (``ram_style="distributed"``); the placed design is evaluated again;
+  their LUT cost, to LUTRAM (``ram_style="distributed"``); the placed design is evaluated again.
+  A design that fits alone but takes more than half the BRAM budget gets a second, placed
+  variant with at most half of it (:data:`PAIR_BRAM_SHARE`), so that the pair search can put a
+  partner beside it where BRAM would otherwise run out;
 - **replication**: ``k`` instances of one design behind one input stream (``k`` times the rate
   and the resources; the stream splitter is not modelled).
 
@@ -82,9 +85,15 @@ def _weight_memories(path: EstimatePath, folding: dict, layers: list[dict]) -> l
     return sorted(out, key=lambda m: -m["BRAM_18K"])
 
 
-def place_memories(path: EstimatePath, folding: dict, design: dict, board: dict, utilization: float):
-    """(folding, design) with weight memories moved out of BRAM until BRAM fits, or None if nothing moved."""
+PAIR_BRAM_SHARE = 0.5  # BRAM share of a design's placed variant for pairs
+
+
+def place_memories(path: EstimatePath, folding: dict, design: dict, board: dict, utilization: float,
+                   bram_share: float = 1.0):
+    """(folding, design) with weight memories moved out of BRAM until the design's BRAM is within
+    ``bram_share`` of the BRAM budget, or None if nothing moved."""
     cap = budget(board, utilization)
+    cap["BRAM_18K"] *= bram_share
     if design["BRAM_18K"] <= cap["BRAM_18K"]:
         return None
     totals = {r: design[r] for r in RESOURCES}
@@ -137,6 +146,10 @@ def search_network(path: EstimatePath, network: str, board: dict, utilization: f
             placed = place_memories(path, folding, design, board, utilization)
             if placed is not None:
                 best = add(target, *placed)
+        else:  # fits alone: a variant with BRAM left for a partner (a row of its own, for the pair search)
+            placed = place_memories(path, folding, design, board, utilization, PAIR_BRAM_SHARE)
+            if placed is not None:
+                add(target, placed[0], {**placed[1], "placement": f"{placed[1]['placement']} (BRAM for a pair)"})
         if log:
             print(f"{board['name']} {network}: target {target:,.0f} FPS -> {best['estimated_throughput_fps']:,.0f} "
                   f"FPS, {', '.join(f'{r} {best[r]:.0f}' for r in RESOURCES)} ({best['placement']})"

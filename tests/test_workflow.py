@@ -36,6 +36,12 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
     run, _ = tiny_run
     summary = pd.read_csv(run / "tables" / "summary.csv")
     assert set(summary["twin"]) == {"w1a1", "t2a2"}
+    # each twin's row carries its own numbers (config order w1a1, t2a2 is not the sorted order)
+    for twin, rows in summary.groupby("twin"):
+        points = pd.read_csv(run / "cascade" / f"{twin}_operating_points.csv")
+        assert rows["twin_test_accuracy"].tolist() == points["test_twin_accuracy"].tolist()
+        speeds = pd.read_csv(run / "throughput" / f"{twin}.csv")
+        assert rows["twin_throughput_fps"].iloc[0] == speeds.loc[speeds["model"] == "twin", "throughput_fps"].median()
     for column in ("original_test_accuracy", "twin_test_accuracy", "twindnn_test_accuracy",
                    "test_accuracy_recovery", "test_forwarded_fraction", "twindnn_throughput_fps"):
         assert column in summary.columns

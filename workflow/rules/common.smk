@@ -45,7 +45,8 @@ def get_twin_stage(wildcards):
 
 def get_twin_files(pattern):
     """One file per configured twin, in sorted order: the order of the twins of the steps' stage
-    objects (twindnn.config sorts their keys), which pair each file with its twin by position."""
+    objects (twindnn.config sorts their keys), which pair each file with its twin by position.
+    """
     return expand(pattern, twin=sorted(TWINS))
 
 

@@ -245,45 +245,65 @@ class QuantBlock(nn.Module):
         return self.act_out(out)
 
 
-class QuantResNet(nn.Module):
-    """The twin: the original's topology with Brevitas layers (see module docstring)."""
+class _QuantNet(nn.Module):
+    """What every twin shares: the 8-bit input quantizer in front, and behind the body the global
+    pool, the 8-bit head quantizer and the classifier with ``edge_bits`` weights and no bias.
 
-    def __init__(self, original: nn.Module, spec: TwinSpec):
+    A subclass builds its body between ``super().__init__(spec)`` and :meth:`_add_head`, so its
+    modules (and parameters) are registered in forward order."""
+
+    def __init__(self, spec: TwinSpec):
         super().__init__()
-        from brevitas.nn import QuantIdentity, QuantLinear
+        from brevitas.nn import QuantIdentity
         from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
 
         self.spec = spec
-        stream_bits = spec.stream_bits or max(2, spec.act_bits)
-        edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
+        self.stream_bits = spec.stream_bits or max(2, spec.act_bits)
+        self.edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
         # FINN computes activations as thresholds (2^bits - 1 per channel): edge activations stay at
         # 8 bits even when the edge weights are wider (the paper's 16-bit-weight original).
-        edge_act_bits = min(spec.edge_bits, MAX_ACT_BITS)
+        self.edge_act_bits = min(spec.edge_bits, MAX_ACT_BITS)
         # Normalized images lie within about +-3.
-        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=3.0,
+        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=self.edge_act_bits, max_val=3.0,
                                          min_val=-3.0, return_quant_tensor=True, **spec.scaling)
-        self.conv1 = _conv(original.conv1, edge)
+
+    def _add_head(self, name: str, fc: nn.Linear) -> None:
+        from brevitas.nn import QuantIdentity, QuantLinear
+        from brevitas.quant import Int8ActPerTensorFloat
+
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        head_max = 2 * _relu_max(self.stream_bits)
+        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=self.edge_act_bits,
+                                        max_val=head_max, min_val=-head_max, return_quant_tensor=True,
+                                        **self.spec.scaling)
+        # No bias: a trailing float add would fall outside FINN's dataflow partition.
+        setattr(self, name, QuantLinear(fc.in_features, fc.out_features, bias=False, **self.edge))
+        self._classifier = name
+
+    def _classify(self, x):
+        x = torch.flatten(self.global_pool(x), 1)
+        out = getattr(self, self._classifier)(self.head_quant(x))
+        return out.value if hasattr(out, "value") else out
+
+
+class QuantResNet(_QuantNet):
+    """The twin: the original's topology with Brevitas layers (see module docstring)."""
+
+    def __init__(self, original: nn.Module, spec: TwinSpec):
+        super().__init__(spec)
+        self.conv1 = _conv(original.conv1, self.edge)
         self.bn1 = copy.deepcopy(original.bn1)
-        self.act1 = _stream_act(stream_bits, spec.scaling)
+        self.act1 = _stream_act(self.stream_bits, spec.scaling)
         self.maxpool = copy.deepcopy(original.maxpool)
         for i in range(1, 5):
             layer = getattr(original, f"layer{i}")
-            setattr(self, f"layer{i}", nn.Sequential(*[QuantBlock(b, spec, stream_bits) for b in layer]))
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        head_max = 2 * _relu_max(stream_bits)
-        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=head_max,
-                                        min_val=-head_max, return_quant_tensor=True, **spec.scaling)
-        fc = original.fc
-        # No bias: a trailing float add would fall outside FINN's dataflow partition.
-        self.fc = QuantLinear(fc.in_features, fc.out_features, bias=False, **edge)
+            setattr(self, f"layer{i}", nn.Sequential(*[QuantBlock(b, spec, self.stream_bits) for b in layer]))
+        self._add_head("fc", original.fc)
 
     def forward(self, x):
         x = self.act1(self.bn1(self.conv1(self.input_quant(x))))
         x = self.maxpool(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(self.global_pool(x), 1)
-        out = self.fc(self.head_quant(x))
-        return out.value if hasattr(out, "value") else out
+        return self._classify(self.layer4(self.layer3(self.layer2(self.layer1(x)))))
 
 
 def _plain_bn(bn: nn.Module) -> nn.BatchNorm2d:
@@ -334,39 +354,23 @@ class QuantInvertedResidual(nn.Module):
         return self.act_out(out)
 
 
-class QuantMobileNetV2(nn.Module):
+class QuantMobileNetV2(_QuantNet):
     """The twin of a timm MobileNetV2: its topology with Brevitas layers and timm's names."""
 
     def __init__(self, original: nn.Module, spec: TwinSpec):
-        super().__init__()
-        from brevitas.nn import QuantIdentity, QuantLinear
-        from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
-
-        self.spec = spec
-        stream_bits = spec.stream_bits or max(2, spec.act_bits)
-        edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
-        edge_act_bits = min(spec.edge_bits, MAX_ACT_BITS)
-        self.input_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=3.0,
-                                         min_val=-3.0, return_quant_tensor=True, **spec.scaling)
-        self.conv_stem, self.bn1 = _conv(original.conv_stem, edge), _plain_bn(original.bn1)
+        super().__init__(spec)
+        stream_bits = self.stream_bits
+        self.conv_stem, self.bn1 = _conv(original.conv_stem, self.edge), _plain_bn(original.bn1)
         self.act1 = _stream_act(stream_bits, spec.scaling)
         self.blocks = nn.Sequential(*[nn.Sequential(*[QuantInvertedResidual(b, spec, stream_bits) for b in stage])
                                       for stage in original.blocks])
         self.conv_head, self.bn2 = _conv(original.conv_head, _weight_quant(spec)), _plain_bn(original.bn2)
         self.act2 = _stream_act(stream_bits, spec.scaling)
-        self.global_pool = nn.AdaptiveAvgPool2d(1)
-        head_max = 2 * _relu_max(stream_bits)
-        self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=edge_act_bits, max_val=head_max,
-                                        min_val=-head_max, return_quant_tensor=True, **spec.scaling)
-        fc = original.classifier
-        self.classifier = QuantLinear(fc.in_features, fc.out_features, bias=False, **edge)
+        self._add_head("classifier", original.classifier)
 
     def forward(self, x):
         x = self.act1(self.bn1(self.conv_stem(self.input_quant(x))))
-        x = self.act2(self.bn2(self.conv_head(self.blocks(x))))
-        x = torch.flatten(self.global_pool(x), 1)
-        out = self.classifier(self.head_quant(x))
-        return out.value if hasattr(out, "value") else out
+        return self._classify(self.act2(self.bn2(self.conv_head(self.blocks(x)))))
 
 
 def create_twin(original: nn.Module, spec: TwinSpec, init_from_original: bool = True) -> nn.Module:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models import QuantResNet, TwinSpec, create_twin, load_checkpoint, load_trained
+from ..models import TwinSpec, create_twin, load_checkpoint, load_trained
 
 
 class PixelInput(nn.Module):
@@ -39,7 +39,7 @@ class PixelInput(nn.Module):
 
 
 def quantize_original(original_checkpoint, weight_bits: int = 8, act_bits: int = 8,
-                      calibration_images: np.ndarray | None = None, log=sys.stderr) -> QuantResNet:
+                      calibration_images: np.ndarray | None = None, log=sys.stderr) -> nn.Module:
     """Post-training quantization of the trained original to W``weight_bits``A``act_bits``.
 
     The quantized network is the twin's class with n-bit weights and activations everywhere
@@ -73,7 +73,7 @@ def quantize_original(original_checkpoint, weight_bits: int = 8, act_bits: int =
 
 
 def export_qonnx_model(model: nn.Module, data_meta: dict, out_path, batch: int = 1) -> Path:
-    """Export ``model`` (a :class:`QuantResNet`) with a pixel input to QONNX; returns the path."""
+    """Export ``model`` (a twin of :func:`twindnn.models.create_twin`) with a pixel input to QONNX; returns the path."""
     from brevitas.export import export_qonnx
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper

@@ -42,6 +42,7 @@ test-fast: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra -m "not slow and not slurm"
 
 lint: venv
+	$(BIN)/ruff check .
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 

@@ -17,11 +17,16 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/logits.smk"
 include: "workflow/rules/cascade.smk"
 include: "workflow/rules/throughput.smk"
 include: "workflow/rules/report.smk"
-include: "workflow/rules/hardware.smk"
+include: "workflow/rules/quantize.smk"
+include: "workflow/rules/finn.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/build.smk"
+include: "workflow/rules/board.smk"
+include: "workflow/rules/hw_tables.smk"
 
 
 rule all:

@@ -1,6 +1,6 @@
 """Rule hw_build_pair: the design point's twin and original as one FINN+ multi-DNN Parallel design."""
-from twindnn.config import BuildStage
-from twindnn.hardware.pipeline import build_pair_step
+from twindnn.config import PairBuildStage
+from twindnn.hardware.steps import build_pair_step
 from twindnn.snakemake_io import run_rule
 
-run_rule(snakemake, BuildStage, build_pair_step, extra_outputs={"build_dir": snakemake.params.build_dir})
+run_rule(snakemake, PairBuildStage, build_pair_step, extra_outputs={"build_dir": snakemake.params.build_dir})

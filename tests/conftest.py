@@ -4,9 +4,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def dataset_cfg(**keys) -> dict:
+    """A ``dataset`` section as the library gets it from the workflow: the schema's defaults, then ``keys``."""
+    props = yaml.safe_load(SCHEMA.read_text())["properties"]["dataset"]["properties"]
+    return {**{key: p["default"] for key, p in props.items() if "default" in p}, **keys}
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

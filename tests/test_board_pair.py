@@ -78,7 +78,7 @@ def board_script(monkeypatch):
     driver = types.ModuleType("finn_plus_driver")
     driver.get_driver_class = lambda name: FakeAccel
     monkeypatch.setitem(sys.modules, "finn_plus_driver", driver)
-    monkeypatch.syspath_prepend(str(ROOT / "src" / "twindnn"))  # host_loop.py sits beside the script on a board
+    monkeypatch.syspath_prepend(str(ROOT / "src" / "twindnn" / "system"))  # host_loop.py sits beside the script on a board
     spec = importlib.util.spec_from_file_location("twindnn_board_run", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -80,7 +80,7 @@ def test_schema_gate_enums_come_from_the_registry():
 def _schema_keys(node, keys=None) -> set[str]:
     keys = set() if keys is None else keys
     if isinstance(node, dict):
-        for name, sub in (node.get("properties") or {}).items():
+        for name in node.get("properties") or {}:
             keys.add(name)
         for value in node.values():
             _schema_keys(value, keys)

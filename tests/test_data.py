@@ -4,10 +4,10 @@ import tarfile
 import numpy as np
 import pytest
 
+from conftest import SHARED_CIFAR, dataset_cfg
 from twindnn import data
-from conftest import SHARED_CIFAR
 
-BASE = {"val_fraction": 0.25, "seed": 0}
+BASE = dataset_cfg(val_fraction=0.25, seed=0)
 
 
 def test_read_idx_roundtrip(tmp_path):
@@ -107,6 +107,18 @@ def test_missing_dataset_says_how_to_fix(tmp_path):
     cfg = {**BASE, "name": "cifar10", "root": str(tmp_path / "nowhere"), "image_size": 32, "download": False}
     with pytest.raises(data.DatasetError, match=r"nowhere does not exist.*dataset.root"):
         data.prepare_dataset(cfg, tmp_path / "cache")
+
+
+def test_readers_are_the_schema_formats():
+    """Every dataset.format of the schema but auto has a reader, and every reader a format."""
+    import yaml
+
+    from conftest import SCHEMA
+
+    formats = yaml.safe_load(SCHEMA.read_text())["properties"]["dataset"]["properties"]["format"]["enum"]
+    assert formats == ["auto", *data.reader_names()]
+    with pytest.raises(data.DatasetError, match=r"'zip'; use auto, idx, pickle, image_folder or torchvision\.$"):
+        data.get_reader("zip")
 
 
 def test_missing_cache_file(tmp_path):

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
+from conftest import dataset_cfg, write_idx
 from twindnn import data
-from conftest import write_idx
 
-BASE = {"val_fraction": 0.25, "seed": 0}
+BASE = dataset_cfg(val_fraction=0.25, seed=0)
 
 
 def _raises(path_or_text, call, *args, **kwargs):
@@ -179,7 +179,7 @@ def test_killed_image_folder_prepare_leaves_no_final_files(image_folder, tmp_pat
             raise KeyboardInterrupt("killed")
         return real(paths, size, channels, resize_short, workers, out, progress)
 
-    monkeypatch.setattr(data, "decode_images", dies_midway)
+    monkeypatch.setattr(data.cache, "decode_images", dies_midway)
     cache = tmp_path / "c"
     with pytest.raises(KeyboardInterrupt):
         data.prepare_dataset(_folder_cfg(image_folder), cache)
@@ -191,7 +191,7 @@ def test_failed_prepare_keeps_previous_cache(idx_dataset, tmp_path, monkeypatch)
     cache = tmp_path / "c"
     cfg = {**BASE, "name": "fashion_mnist", "root": str(idx_dataset)}
     before = data.prepare_dataset(cfg, cache)
-    monkeypatch.setattr(data, "_resize_array", lambda images, size: 1 / 0)
+    monkeypatch.setattr(data.cache, "_resize_array", lambda images, size: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         data.prepare_dataset({**cfg, "image_size": 32}, cache)
     assert data.load_meta(cache) == before and data.load_split(cache, "train")[0].shape[1] == 28

@@ -11,7 +11,8 @@ def pins(lines):
 
 
 def test_conda_env_matches_requirements():
-    req = pins(l.strip() for l in (ROOT / "requirements.txt").read_text().splitlines() if not l.startswith("#"))
+    req = pins(line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+               if not line.startswith("#"))
     env = yaml.safe_load((ROOT / "envs" / "twindnn.yaml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert pins(pip) == req

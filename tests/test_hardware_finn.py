@@ -8,12 +8,15 @@ import pytest
 import torch
 
 from twindnn.hardware import colocate as co
+from twindnn.hardware import search
 from twindnn.hardware.boards import load_board
 from twindnn.hardware.estimate import EstimatePath, rtl_mvu_dsps
 from twindnn.hardware.export import check_export, export_qonnx_model, quantize_original
+from twindnn.hardware.finn_build import build_network, prepare_network
+from twindnn.hardware.finn_env import UnmappedNodeError
+from twindnn.hardware.streamline import step_check_all_mapped
 from twindnn.hardware.tables import budget_violations
-from twindnn.hardware.finn_build import UnmappedNodeError, build_network, prepare_network, step_check_all_mapped
-from twindnn.models import TwinSpec, build_model, create_twin
+from twindnn.models import QuantSpec, build_model, create_twin
 from twindnn.train import save_checkpoint
 
 # 16 px: the smallest maps (2x2) still take a padded 3x3 conv (qonnx's Im2Col cannot pad a 1x1 map).
@@ -63,9 +66,9 @@ def networks(prepared):
 def prepared(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hw")
     original, ckpt = _trained_original(tmp, seed=0)
-    twin = _train(create_twin(original, TwinSpec("w1a1", 1, 1)))
+    twin = _train(create_twin(original, QuantSpec("w1a1", 1, 1)))
     images, labels = _images(64, seed=1)
-    quant = quantize_original(ckpt, 8, 8, images)
+    quant, _ = quantize_original(ckpt, 8, 8, images)
     held_out, held_labels = _images(256, seed=3)
     with torch.no_grad():
         x = (torch.from_numpy(held_out).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.25
@@ -177,14 +180,14 @@ def test_search_names_its_limit_and_its_designs_fit(prepared):
     board = load_board("Pynq-Z2")
     for name in ("twin", "original"):
         path = EstimatePath(prepared[name]["dataflow"], board)
-        designs, foldings, limit = co.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
+        designs, foldings, limit = search.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
                                                      mvau_wwidth_max=8191, refine_steps=2)
         assert len(designs) == len(foldings) and limit
-        fitting = designs[[co.fits(r, board, 0.85) for _, r in designs.iterrows()]]
+        fitting = designs[[search.fits(r, board, 0.85) for _, r in designs.iterrows()]]
         assert len(fitting)
         assert limit.startswith(("fully unfolded", "resources: the next faster design needs"))
         if limit.startswith("resources"):  # a faster design was tried and it is over budget
-            assert (~designs.apply(lambda r: co.fits(r, board, 0.85), axis=1)).any()
+            assert (~designs.apply(lambda r: search.fits(r, board, 0.85), axis=1)).any()
 
 
 def test_colocated_design_fits_budget(prepared):
@@ -192,7 +195,7 @@ def test_colocated_design_fits_budget(prepared):
     designs = {}
     for name in ("twin", "original"):
         path = EstimatePath(prepared[name]["dataflow"], board)
-        designs[name], _, _ = co.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
+        designs[name], _, _ = search.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
                                                 mvau_wwidth_max=8191, refine_steps=1)
     best = co.best_pair(designs["twin"], designs["original"], board, 0.3, "work_sharing", utilization=0.85,
                         max_replicas=4)
@@ -221,10 +224,10 @@ def paper_pair(tmp_path_factory):
     and an original with 16-bit weights and 8-bit activations (the authors' 8-bit variant)."""
     tmp = tmp_path_factory.mktemp("paper")
     original, ckpt = _trained_original(tmp, seed=1)
-    spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
+    spec = QuantSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
     twin = _train(create_twin(original, spec))
     images, labels = _images(64, seed=1)
-    quant = quantize_original(ckpt, 16, 8, images)
+    quant, _ = quantize_original(ckpt, 16, 8, images)
     out = {}
     for name, model in (("twin", twin), ("original", quant)):
         path = export_qonnx_model(model, DATA_META, tmp / f"{name}.onnx")
@@ -241,7 +244,7 @@ def test_papers_precisions_go_through_finn_and_the_system_model(paper_pair):
     designs, limits, kinds = {}, {}, {}
     for name, mac in (("twin", "lut"), ("original", "auto")):
         path = EstimatePath(paper_pair[name]["dataflow"], board, mac=mac)
-        designs[name], foldings, limits[name] = co.search_network(path, name, board, 0.85, fps_start=100,
+        designs[name], foldings, limits[name] = search.search_network(path, name, board, 0.85, fps_start=100,
                                                                   fps_factor=8, mvau_wwidth_max=8191, refine_steps=1)
         design = path.evaluate(foldings[0])
         by_name = {n.name: n for n in path.specialized.graph.node}
@@ -276,7 +279,7 @@ def test_mobilenetv2_twin_maps_onto_finn(tmp_path):
     torch.manual_seed(0)
     original = build_model("original", cfg, meta)
     assert [len(stage) for stage in original.blocks] == [1, 1, 1, 2, 1, 1, 1]
-    spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
+    spec = QuantSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
     twin = create_twin(original, spec).eval()
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (4, 32, 32, 1)).astype(np.uint8), rng.integers(0, 4, 4)
@@ -299,13 +302,13 @@ def test_bram_heavy_design_gets_a_placed_variant_for_pairs(prepared):
     # a board on which this design takes 80 % of the BRAM budget, with URAM to spare
     board = {**base, "resources": {**base["resources"], "BRAM_18K": design["BRAM_18K"] / (0.85 * 0.8)}}
     path = EstimatePath(prepared["original"]["dataflow"], board)
-    designs, _, _ = co.search_network(path, "original", board, 0.85, fps_start=2000, fps_factor=1e9,
+    designs, _, _ = search.search_network(path, "original", board, 0.85, fps_start=2000, fps_factor=1e9,
                                       mvau_wwidth_max=8191, refine_steps=0)
     plain = designs[designs["placement"] == "weights: BRAM (FINN default)"].iloc[0]
     variants = designs[designs["placement"].str.endswith("(BRAM for a pair)")]
     assert len(variants) and plain["BRAM_18K"] == design["BRAM_18K"]
     variant = variants.iloc[0]
-    assert variant["BRAM_18K"] <= co.PAIR_BRAM_SHARE * co.budget(board, 0.85)["BRAM_18K"] + 1e-9
-    assert variant["URAM"] > plain["URAM"] and co.fits(variant, board, 0.85)
+    assert variant["BRAM_18K"] <= search.PAIR_BRAM_SHARE * search.budget(board, 0.85)["BRAM_18K"] + 1e-9
+    assert variant["URAM"] > plain["URAM"] and search.fits(variant, board, 0.85)
     # the same folding: the same speed
     assert variant["estimated_throughput_fps"] == plain["estimated_throughput_fps"]

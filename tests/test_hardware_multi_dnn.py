@@ -8,10 +8,11 @@ import json
 import pytest
 
 from test_hardware_finn import prepared  # noqa: F401  (the module-scoped fixture: small prepared twin/original)
-from twindnn.hardware import finn_build
+from twindnn.hardware import finn_env
 from twindnn.hardware.boards import load_board
 from twindnn.hardware.estimate import RESOURCES, EstimatePath
-from twindnn.hardware.finn_build import VivadoMissingError, build_network
+from twindnn.hardware.finn_build import build_network
+from twindnn.hardware.finn_env import VivadoMissingError
 from twindnn.hardware.multi_dnn import NETWORKS, build_pair
 
 BOARD = "ZCU104"
@@ -74,9 +75,9 @@ def test_combined_io_adds_only_a_split_and_a_concat(pair):
 
 def test_bitstream_needs_vivado(pair, tmp_path, monkeypatch):
     """vivado=True goes through prepare_finn(True), which refuses clearly without Vivado."""
-    if finn_build.vivado_path() is not None:
+    if finn_env.vivado_path() is not None:
         pytest.skip("Vivado is installed here")
-    monkeypatch.setattr(finn_build, "_PREPARED", None)  # as in a fresh process
+    monkeypatch.setattr(finn_env, "_PREPARED", None)  # as in a fresh process
     with pytest.raises(VivadoMissingError, match="XILINX_VIVADO"):
         build_pair(*pair["args"], tmp_path / "bitstream", vivado=True)
     assert not (tmp_path / "bitstream").exists()

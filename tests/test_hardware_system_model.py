@@ -1,13 +1,11 @@
 """System model of TwinDNN on one FPGA: hand-computed cases."""
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from twindnn.hardware.colocate import best_alone, best_pair, fits, replicas_that_fit, system_rows
-from twindnn.hardware.system_model import (mean_latency_ms, original_direct_share, system_accuracy, system_fps,
-                                           time_shared_fps)
+from twindnn.system.model import mean_latency_ms, original_direct_share, system_accuracy, system_fps, time_shared_fps
 
 BOARD = {"name": "toy", "resources": {"LUT": 100.0, "DSP": 10.0, "BRAM_18K": 10.0, "URAM": 0.0}}
 
@@ -123,7 +121,7 @@ def test_system_model_is_formulas_only():
     """No import from the package: colocate and the tables depend on it, never the other way round."""
     import ast
 
-    import twindnn.hardware.system_model as system_model
+    import twindnn.system.model as system_model
 
     tree = ast.parse(open(system_model.__file__).read())
     # a relative import ("from .colocate import x") has a leading dot here
@@ -161,7 +159,7 @@ def test_fps_table_carries_the_graph_check(tmp_path):
 def test_accuracy_vs_throughput_figure(tmp_path):
     import pandas as pd
 
-    from twindnn.hardware import tables
+    from twindnn.hardware import figures
 
     rows = []
     for gate in ("max_softmax", "margin", "oracle"):
@@ -172,5 +170,5 @@ def test_accuracy_vs_throughput_figure(tmp_path):
                          "twindnn_accuracy": 0.5 + f / 5, "twin_alone_fps": 20000.0, "twin_accuracy": 0.5,
                          "original_alone_fps": 3000.0, "original_accuracy": 0.6, "fits": True})
     out = tmp_path / "fig.png"
-    tables.accuracy_vs_throughput_figure(pd.DataFrame(rows), out)
+    figures.accuracy_vs_throughput_figure(pd.DataFrame(rows), out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -7,13 +7,16 @@ import yaml
 from twindnn.hardware.boards import available_boards, load_board
 
 ROOT = Path(__file__).resolve().parents[1]
-SMK = ROOT / "workflow" / "rules" / "hardware.smk"
+RULES = ROOT / "workflow" / "rules"
+HARDWARE_STAGES = ("quantize", "finn", "search", "build", "board", "hw_tables")
 
 
 def test_rule_scripts_and_captions_exist():
-    text = SMK.read_text()
-    for rel in re.findall(r'"(\.\./\.\./scripts/[^"]+)"', text) + re.findall(r'caption="([^"]+)"', text):
-        assert (SMK.parent / rel).resolve().exists(), rel
+    for stage in HARDWARE_STAGES:
+        smk = RULES / f"{stage}.smk"
+        text = smk.read_text()
+        for rel in re.findall(r'"(\.\./\.\./scripts/[^"]+)"', text) + re.findall(r'caption="([^"]+)"', text):
+            assert (smk.parent / rel).resolve().exists(), f"{smk.name}: {rel}"
 
 
 def test_schema_boards_are_defined():

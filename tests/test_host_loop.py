@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from twindnn import host_loop
 from twindnn.cascade import confidence
-from twindnn.hardware.system_model import system_fps
-from twindnn.simulate import Accelerator, simulate
+from twindnn.system import host_loop
+from twindnn.system.model import system_fps
+from twindnn.system.simulate import Accelerator, simulate
 
 
 def logits(n=1200, seed=0):

@@ -1,8 +1,16 @@
 import pytest
 import torch
 
-from twindnn.models import (TwinSpec, create_original, create_twin, initialize_from, load_checkpoint, load_trained,
-                            model_family, topology)
+from twindnn.models import (
+    QuantSpec,
+    create_original,
+    create_twin,
+    initialize_from,
+    load_checkpoint,
+    load_trained,
+    model_family,
+    topology,
+)
 
 SMALL = dict(channels=(8, 8, 16, 16))
 SPECS = {
@@ -34,7 +42,7 @@ def test_unknown_model_is_named():
 
 @pytest.mark.parametrize("name", list(SPECS))
 def test_twin_mirrors_original(original, name):
-    twin = create_twin(original, TwinSpec.from_config(name, SPECS[name]))
+    twin = create_twin(original, QuantSpec.from_config(name, SPECS[name]))
     assert topology(twin) == topology(original)
     out = twin.eval()(torch.randn(4, 3, 32, 32))
     assert out.shape == (4, 10)
@@ -46,29 +54,29 @@ def test_twin_mirrors_original(original, name):
 
 
 def test_quantized_values(original):
-    twin = create_twin(original, TwinSpec.from_config("w1a1", SPECS["w1a1"])).eval()
+    twin = create_twin(original, QuantSpec.from_config("w1a1", SPECS["w1a1"])).eval()
     w = twin.layer1[0].conv1.quant_weight()
     assert set((w.value / w.scale).unique().tolist()) == {-1.0, 1.0}
     assert twin.conv1.quant_weight().bit_width.item() == 8 and twin.fc.quant_weight().bit_width.item() == 8
-    ternary = create_twin(original, TwinSpec.from_config("t2a2", SPECS["t2a2"])).eval()
+    ternary = create_twin(original, QuantSpec.from_config("t2a2", SPECS["t2a2"])).eval()
     w = ternary.layer2[1].conv2.quant_weight()
     assert len((w.value / w.scale).round().unique()) <= 3
     assert set((w.value / w.scale).round().unique().tolist()) <= {-1.0, 0.0, 1.0}
 
 
 def test_papers_twin_is_ternary_with_one_scale_per_output_channel(original):
-    twin = create_twin(original, TwinSpec.from_config("t2a8_pc", SPECS["t2a8_pc"])).eval()
+    twin = create_twin(original, QuantSpec.from_config("t2a8_pc", SPECS["t2a8_pc"])).eval()
     w = twin.layer2[1].conv2.quant_weight()
     assert w.scale.shape == (twin.layer2[1].conv2.out_channels, 1, 1, 1)
     assert len(w.scale.unique()) > 1  # channels really have their own scales
     assert set(w.int().unique().tolist()) <= {-1, 0, 1}
     with pytest.raises(ValueError, match="binary weights have one constant scale"):
-        TwinSpec.from_config("w1", {"weight_bits": 1, "act_bits": 1, "weight_scaling": "per_channel"})
+        QuantSpec.from_config("w1", {"weight_bits": 1, "act_bits": 1, "weight_scaling": "per_channel"})
 
 
 def test_residual_add_inputs_share_one_unsigned_scale(original):
     """FINN needs both add inputs from one quantizer (same scale), unsigned."""
-    twin = create_twin(original, TwinSpec.from_config("w1a1", SPECS["w1a1"])).eval()
+    twin = create_twin(original, QuantSpec.from_config("w1a1", SPECS["w1a1"])).eval()
     seen = []
     for block in [b for layer in (twin.layer1, twin.layer2, twin.layer3, twin.layer4) for b in layer]:
         block.add_quant.register_forward_hook(lambda m, i, o: seen.append(o))
@@ -88,7 +96,7 @@ def test_checkpoint_roundtrip_and_corruption(original, tmp_path):
     path = tmp_path / "m.pt"
     save_checkpoint(path, {"state_dict": original.state_dict(), "meta": meta})
     x = torch.randn(2, 3, 32, 32)
-    assert torch.allclose(load_trained(path)(x), original(x))
+    assert torch.allclose(load_trained(path)[0](x), original(x))
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(RuntimeError, match=r"m\.pt is corrupt.*Delete it"):
         load_checkpoint(path)
@@ -102,11 +110,11 @@ def test_binary_maps_pad_with_minus_one(original):
 
     from twindnn.models import BipolarPad
 
-    w1a1 = create_twin(original, TwinSpec("w1a1", 1, 1))
+    w1a1 = create_twin(original, QuantSpec("w1a1", 1, 1))
     block = w1a1.layer1[0]
     assert isinstance(block.pad2, BipolarPad) and tuple(block.conv2.padding) == (0, 0)
     assert tuple(block.conv1.padding) == (1, 1)  # fed by the unsigned residual stream: zeros are fine
-    w1a2 = create_twin(original, TwinSpec("w1a2", 1, 2))
+    w1a2 = create_twin(original, QuantSpec("w1a2", 1, 2))
     assert isinstance(w1a2.layer1[0].pad2, torch.nn.Identity) and tuple(w1a2.layer1[0].conv2.padding) == (1, 1)
     x = torch.ones(1, 2, 3, 3)
     padded = BipolarPad((1, 1))(x)
@@ -119,7 +127,7 @@ def test_mobilenetv2_twin_mirrors_the_original():
     classifier's bias, which FINN cannot take), a stride-1 stem on small images, and the same output."""
     original = create_original("mobilenetv2_050", 10, 3, 32)
     assert original.conv_stem.stride == (1, 1)
-    spec = TwinSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
+    spec = QuantSpec.from_config("t2a8", {"ternary": True, "act_bits": 8, "weight_scaling": "per_channel"})
     twin = create_twin(original, spec)
     copied = initialize_from(twin, original)
     assert sorted(set(original.state_dict()) - set(copied)) == ["classifier.bias"]

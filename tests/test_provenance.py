@@ -4,7 +4,6 @@ import hashlib
 import json
 import subprocess
 
-
 from twindnn import provenance
 
 

@@ -12,6 +12,7 @@ import pytest
 from twindnn import cascade, report
 from twindnn.config import CascadeStage, ReportStage
 from twindnn.snakemake_io import redirect_logs
+from twindnn.table_io import write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE = "CPU Test 9000, 2 logical cores, 2 torch threads"
@@ -101,7 +102,7 @@ def test_summary_table_without_measurements_gives_nan_speeds():
 def test_write_table_files(tmp_path):
     summary = report.summary_table(_points("w1a1", [0.25, 0.8]), _throughput().assign(twin="w1a1"))
     paths = [tmp_path / "t" / name for name in ("summary.csv", "summary.md", "summary.tex")]
-    report.write_table(summary, *paths, provenance=PROV, title="TwinDNN operating points, tiny")
+    write_table(summary, *paths, provenance=PROV, title="TwinDNN operating points, tiny")
 
     back = pd.read_csv(paths[0])
     pd.testing.assert_frame_equal(back, summary, check_dtype=False)
@@ -205,8 +206,8 @@ def test_rule_scripts_end_to_end(tmp_path):
         "fig_accuracy_throughput": "figures/t.png",
     }
     report_job = _job(
-        ReportStage(run_name="tiny", twins={t: {} for t in twins}, gate="max_softmax",
-                    config={"run_name": "tiny", "dataset": {"name": "fashion_mnist"}}),
+        ReportStage(run_name="tiny", dataset="fashion_mnist", twins={t: {} for t in twins}, gate="max_softmax",
+                    config_sha256="0" * 64),
         input=_namespace(
             operating_points=[str(tmp_path / "cascade" / f"{t}_operating_points.csv") for t in twins],
             sweeps=[str(tmp_path / "cascade" / f"{t}_sweep.csv") for t in twins],
@@ -229,9 +230,8 @@ def test_redirect_logs_captures_output_and_errors(tmp_path, capsys):
     log = tmp_path / "logs" / "job.log"
     with redirect_logs(log):
         print("hello from the job")
-    with pytest.raises(RuntimeError):
-        with redirect_logs(log):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), redirect_logs(log):
+        raise RuntimeError("boom")
     print("back on the console")
     text = log.read_text()
     assert "hello from the job" in text and "RuntimeError: boom" in text and "Traceback" in text

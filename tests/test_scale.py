@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 import yaml
 
+from test_train import CONFIG
 from twindnn import config, data
 from twindnn.benchmark import benchmark_training
 from twindnn.launch import run_training
-from test_train import CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def cache(idx_dataset, tmp_path):
-    cfg = {"name": "fashion_mnist", "root": str(idx_dataset), "image_size": 28, "val_fraction": 0.25}
+    cfg = {**CONFIG["dataset"], "root": str(idx_dataset)}  # fashion_mnist, 28 px, val_fraction 0.25
     data.prepare_dataset(cfg, tmp_path / "cache")
     return tmp_path / "cache"
 
@@ -28,7 +28,7 @@ def test_ddp_two_processes(cache, tmp_path):
     """gpus=2 launches torchrun; on the CPU the two ranks train with gloo and one checkpoint is written."""
     cfg = copy.deepcopy(CONFIG)
     cfg["original"]["training"]["epochs"] = 1
-    inputs = {"meta": cache / "meta.json"}
+    inputs = data.split_paths(cache, "train", "val")
     outputs = {"checkpoint": tmp_path / "m.pt", "metrics": tmp_path / "m.csv", "work_dir": tmp_path / "work"}
     with open(tmp_path / "log.txt", "w") as log:
         run_training(config.train_original_stage(cfg), inputs, outputs, gpus=2, log=log)

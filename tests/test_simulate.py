@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from twindnn.hardware.system_model import original_direct_share, system_accuracy, system_fps
-from twindnn.simulate import Accelerator, simulate
+from twindnn.system.model import original_direct_share, system_accuracy, system_fps
+from twindnn.system.simulate import Accelerator, simulate
 
 
 def stream(n, f, seed=0, twin_acc=0.7, orig_acc=0.9):
@@ -67,7 +67,7 @@ def test_bad_input_is_rejected():
 def test_system_rows_are_replayed_on_the_test_split():
     import pandas as pd
 
-    from twindnn.simulate import simulate_system_rows
+    from twindnn.system.simulate import simulate_system_rows
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 4000)

@@ -1,6 +1,6 @@
 import copy
-import json
 import io as _io
+import json
 import math
 import os
 import signal
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from twindnn import config, data, pipeline
+from twindnn import config, data, steps
 from twindnn.launch import job_spec
 from twindnn.train import cosine_lr, distillation_loss
 
@@ -33,7 +33,7 @@ CONFIG = config.validated({
 
 def io(cache, out, original=None):
     """(inputs, outputs) of a training step writing into ``out``."""
-    inputs = {"meta": cache / "meta.json", **({"original": original} if original else {})}
+    inputs = {**data.split_paths(cache, "train", "val"), **({"original": original} if original else {})}
     return inputs, {"checkpoint": out / "m.pt", "metrics": out / "m.csv", "work_dir": out / "work"}
 
 
@@ -41,12 +41,12 @@ def train_original(cache, out, log, edit=None, **kwargs):
     cfg = copy.deepcopy(CONFIG)
     if edit:
         edit(cfg)
-    return pipeline.train_original(config.train_original_stage(cfg), *io(cache, out), log=log, **kwargs)
+    return steps.train_original(config.train_original_stage(cfg), *io(cache, out), log=log, **kwargs)
 
 
 @pytest.fixture
 def cache(idx_dataset, tmp_path):
-    cfg = {"name": "fashion_mnist", "root": str(idx_dataset), "image_size": 28, "val_fraction": 0.25}
+    cfg = {**CONFIG["dataset"], "root": str(idx_dataset)}  # fashion_mnist, 28 px, val_fraction 0.25
     data.prepare_dataset(cfg, tmp_path / "cache")
     return tmp_path / "cache"
 
@@ -112,13 +112,13 @@ def test_twin_restarts_when_its_original_changes(cache, tmp_path):
     train_original(cache, tmp_path / "o", _io.StringIO())
     stage = config.train_twin_stage(CONFIG, "w1a2")
     inputs, outputs = io(cache, tmp_path / "t", original=tmp_path / "o" / "m.pt")
-    pipeline.train_twin(stage, inputs, outputs, log=_io.StringIO(), stop_after_epoch=1)
+    steps.train_twin(stage, inputs, outputs, log=_io.StringIO(), stop_after_epoch=1)
     log = _io.StringIO()
-    pipeline.train_twin(stage, inputs, outputs, log=log, stop_after_epoch=1)  # same original: resumes
+    steps.train_twin(stage, inputs, outputs, log=log, stop_after_epoch=1)  # same original: resumes
     assert "resuming from" in log.getvalue()
     train_original(cache, tmp_path / "o", _io.StringIO(), edit=lambda c: c["compute"].update(seed=4))  # retrained
     log = _io.StringIO()
-    pipeline.train_twin(stage, inputs, outputs, log=log)
+    steps.train_twin(stage, inputs, outputs, log=log)
     assert "not resuming" in log.getvalue()
 
 
@@ -127,7 +127,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(cache, tmp_path):
     cfg = copy.deepcopy(CONFIG)
     cfg["original"]["training"].update(epochs=3, batch_size=4)
     stage = config.train_original_stage(cfg)
-    pipeline.train_original(stage, *io(cache, tmp_path / "full"), log=_io.StringIO())
+    steps.train_original(stage, *io(cache, tmp_path / "full"), log=_io.StringIO())
 
     inputs, outputs = io(cache, tmp_path / "part")
     job = tmp_path / "job.json"
@@ -146,7 +146,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_result(cache, tmp_path):
     assert saved_epoch < 3
 
     log = _io.StringIO()
-    pipeline.train_original(stage, inputs, outputs, log=log)
+    steps.train_original(stage, inputs, outputs, log=log)
     assert f"after epoch {saved_epoch}" in log.getvalue()
     a, b = pd.read_csv(tmp_path / "full" / "m.csv"), pd.read_csv(outputs["metrics"])
     cols = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
@@ -164,9 +164,9 @@ def test_fewer_images_than_one_batch_is_an_error(cache, tmp_path):
 def test_twin_trains_from_original_and_saves_logits(cache, tmp_path):
     train_original(cache, tmp_path / "o", _io.StringIO())
     inputs, outputs = io(cache, tmp_path / "t", original=tmp_path / "o" / "m.pt")
-    history = pipeline.train_twin(config.train_twin_stage(CONFIG, "w1a2"), inputs, outputs, log=_io.StringIO())
+    history = steps.train_twin(config.train_twin_stage(CONFIG, "w1a2"), inputs, outputs, log=_io.StringIO())
     assert len(history) == 2 and all(np.isfinite(r["train_loss"]) for r in history)
-    acc = pipeline.logits(config.logits_stage(CONFIG), {"checkpoint": outputs["checkpoint"], "meta": inputs["meta"]},
+    acc = steps.logits(config.logits_stage(CONFIG), {"checkpoint": outputs["checkpoint"], **data.split_paths(cache, "val", "test")},
                           {"logits": tmp_path / "t.npz"})
     with np.load(tmp_path / "t.npz") as z:
         assert z["test_logits"].shape == (20, 10) and z["val_logits"].shape == (15, 10)

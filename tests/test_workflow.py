@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from twindnn.hardware.tables import budget_violations
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -132,6 +132,18 @@ def test_new_board_and_gate_schedule_no_training_quantization_export_or_prepare(
 
 
 @pytest.mark.slow
+def test_scheduler_requests_and_new_boards_rerun_nothing_of_the_software_report(tiny_run, tmp_path):
+    """The software report's params are what it reads: a scheduler's request re-runs nothing, a new
+    board re-runs only the FPGA half and what reads its tables (the anchors)."""
+    run, _ = tiny_run
+    assert scheduled(snakemake("-n", "--configfile", str(edited_config(
+        tmp_path, run, lambda c: c["compute"].update(mem_mb=4000, train_runtime_min=30), "mem.yaml")))) == {}
+    jobs = scheduled(snakemake("-n", "--configfile", str(edited_config(
+        tmp_path, run, lambda c: c["hardware"]["boards"].append("U250"), "board.yaml"))))
+    assert "report_tables" not in jobs and "compare_anchors" in jobs, jobs
+
+
+@pytest.mark.slow
 def test_same_config_with_keys_reordered_schedules_nothing(tiny_run, tmp_path):
     run, _ = tiny_run
 
@@ -185,6 +197,27 @@ def test_snakefmt_clean():
     result = subprocess.run([str(Path(sys.executable).parent / "snakefmt"), "--check", *files], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_clean():
+    """The Python linter, with the project's settings in pyproject.toml."""
+    result = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "."], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_one_stage_per_rule_file():
+    """Each rule file holds one stage: a few rules, under 150 lines; common.smk holds no rule (only
+    the helpers, under 200 lines)."""
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        rules = re.findall(r"^rule (\w+):", text, re.M)
+        limit = 200 if smk.name == "common.smk" else 150
+        assert len(text.splitlines()) < limit, f"{smk.name}: {len(text.splitlines())} lines"
+        if smk.name == "common.smk":
+            assert not rules, f"common.smk defines rules {rules}"
+        else:
+            assert 1 <= len(rules) <= 3, f"{smk.name}: {rules}"
 
 
 def test_rule_paths_resolve():

@@ -24,11 +24,11 @@ import yaml
 from torch.utils.data import DataLoader
 
 from . import data as data_lib
-from .models import Normalize, TwinSpec, build_model, create_twin
 from .config import validated
-from .pipeline import input_meta
-from .throughput import describe_device
-from .train import CachedImages, _autocast, make_optimizer, pick_device
+from .device import describe_device
+from .models import Normalize, QuantSpec, build_model, create_twin
+from .steps import input_meta
+from .train import _autocast, make_optimizer, pick_device
 
 
 def _step(model, optimizer, x, y, device, amp=True):
@@ -66,7 +66,7 @@ def _rate(model, optimizer, batches, device, normalize, channels_last, steps, wa
 def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=True, steps: int = 3,
                  top: int = 6) -> str:
     """The ``top`` operator kinds by share of self CPU time over ``steps`` training steps."""
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile  # deferred: only --profile needs the profiler
 
     images, labels = batch
     x = normalize(images.to(device))
@@ -85,7 +85,7 @@ def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=
 
 def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3, twin: str | None = None,
                        device: str = "auto", profile: bool = False) -> pd.DataFrame:
-    meta = input_meta(data_lib.load_meta(cache_dir), config["dataset"].get("input_size"))
+    meta = input_meta(data_lib.load_meta(cache_dir), config["dataset"]["input_size"])
     device = pick_device(device)
     images, labels = data_lib.load_split(cache_dir, "train")
     section = config["original"]
@@ -93,20 +93,20 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     original = build_model("original", model_cfg, meta)
     networks = {"original": (original, config["original"]["training"])}
     for name in ([twin] if twin else list(config["twins"])):
-        networks[f"twin_{name}"] = (create_twin(original, TwinSpec.from_config(name, config["twins"][name])),
+        networks[f"twin_{name}"] = (create_twin(original, QuantSpec.from_config(name, config["twins"][name])),
                                     config["twin"]["training"])
-    workers = int(config.get("compute", {}).get("num_workers", 0))
+    workers = int(config["compute"]["num_workers"])
     normalize = Normalize(meta["mean"], meta["std"]).to(device)
     rows = []
     for name, (model, train_cfg) in networks.items():
-        amp = train_cfg.get("amp", True)
-        channels_last = train_cfg.get("channels_last", True)
+        amp = train_cfg["amp"]
+        channels_last = train_cfg["channels_last"]
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
         optimizer = make_optimizer(model, train_cfg)
         batch = int(train_cfg["batch_size"])
-        dataset = CachedImages(images, labels, train_cfg.get("augment"), meta["image_size"])
+        dataset = data_lib.CachedImages(images, labels, train_cfg["augment"], meta["image_size"])
         loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
                             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
         pipeline_rate = _rate(model, optimizer, iter(loader), device, normalize, channels_last, steps, warmup, amp)

@@ -330,8 +330,7 @@ def _by_gate(val_sweep: pd.DataFrame):
     if "gate" not in val_sweep.columns:
         yield "", val_sweep
         return
-    for gate, rows in val_sweep.groupby("gate", sort=False):
-        yield gate, rows
+    yield from val_sweep.groupby("gate", sort=False)
 
 
 def choose_operating_points(val_sweep: pd.DataFrame, targets: Iterable[float]) -> pd.DataFrame:

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import torch
+
 from .config import TrainStage
 from .launch import run_training
 
@@ -18,9 +20,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with open(args.job) as f:
         job = json.load(f)
-    if job.get("threads"):  # the launching job's torch threads: results do not depend on who runs an epoch
-        import torch
-
+    if job["threads"]:  # the launching job's torch threads: results do not depend on who runs an epoch
         torch.set_num_threads(int(job["threads"]))
     run_training(TrainStage.from_params(job["stage"]), job["inputs"], job["outputs"])
     return 0

@@ -9,24 +9,24 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import pipeline
+import torch
+
+from . import steps
 from .config import TrainStage
 
 
 def job_spec(stage: TrainStage, inputs: Mapping, outputs: Mapping) -> dict:
     """What ``python -m twindnn.cli train --job`` reads: the stage, its files, this process's torch threads."""
-    import torch
-
     return {"stage": stage.to_params(), "inputs": {k: str(v) for k, v in inputs.items()},
             "outputs": {k: str(v) for k, v in outputs.items()}, "threads": torch.get_num_threads()}
 
 
 def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int = 0, log=sys.stderr):
-    """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.pipeline`.
+    """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.steps`.
 
     With ``gpus > 1`` the job re-enters through ``torchrun --standalone`` (DistributedDataParallel).
     """
-    step = pipeline.train_original if stage.kind == "original" else pipeline.train_twin
+    step = steps.train_original if stage.kind == "original" else steps.train_twin
     if gpus <= 1:
         return step(stage, inputs, outputs, log=log)
     work_dir = Path(outputs["work_dir"])

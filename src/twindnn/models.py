@@ -20,7 +20,17 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import timm
 import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
+from brevitas.quant import (
+    Int8ActPerTensorFloat,
+    Int8WeightPerChannelFloat,
+    Int8WeightPerTensorFloat,
+    SignedBinaryActPerTensorConst,
+    SignedBinaryWeightPerTensorConst,
+    SignedTernaryWeightPerTensorConst,
+)
 from torch import nn
 
 SMALL_INPUT_MAX = 64  # inputs up to this size get the 3x3 stem without max-pool
@@ -33,8 +43,6 @@ def create_original(name: str, num_classes: int, in_chans: int, image_size: int,
 
     ``pretrained_file``: a local weights file for timm (never a hub download).
     """
-    import timm
-
     kwargs = dict(model_kwargs)
     if pretrained_file:
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(pretrained_file)))
@@ -77,8 +85,10 @@ def model_family(model: nn.Module) -> str | None:
 
 
 @dataclass(frozen=True)
-class TwinSpec:
-    """Bit widths of a twin. ``weight_bits``: 1 (binary), 2 with ``ternary`` ({-1,0,1}), or n."""
+class QuantSpec:
+    """Bit widths of a quantized network: a twin, or the original as the FPGA runs it (8-bit by
+    default). ``weight_bits``: 1 (binary), 2 with ``ternary`` ({-1,0,1}), or n. The field defaults
+    are the schema's (``twins`` entries; a test holds them equal)."""
 
     name: str
     weight_bits: int
@@ -106,12 +116,13 @@ class TwinSpec:
                              "ternary: true or weight_bits >= 2")
 
     @classmethod
-    def from_config(cls, name: str, cfg: dict) -> "TwinSpec":
-        ternary = bool(cfg.get("ternary", False))
+    def from_config(cls, name: str, cfg: dict) -> QuantSpec:
+        """The spec of twin ``name`` from its ``twins`` entry; keys it leaves out keep the field
+        defaults (the schema's)."""
+        optional = {k: cfg[k] for k in ("ternary", "edge_bits", "stream_bits", "weight_scaling") if k in cfg}
+        ternary = bool(optional["ternary"]) if "ternary" in optional else cls.ternary
         weight_bits = 2 if ternary else int(cfg["weight_bits"])
-        stream = cfg.get("stream_bits")
-        return cls(name, weight_bits, int(cfg["act_bits"]), ternary, int(cfg.get("edge_bits", 8)),
-                   int(stream) if stream else None, weight_scaling=cfg.get("weight_scaling", "per_tensor"))
+        return cls(name, weight_bits, int(cfg["act_bits"]), **optional)
 
     @property
     def scaling(self) -> dict:
@@ -123,10 +134,7 @@ class TwinSpec:
         raise ValueError(f"act_scaling {self.act_scaling!r}: use 'learned' or 'calibrated'")
 
 
-def _weight_quant(spec: TwinSpec):
-    from brevitas.quant import (Int8WeightPerChannelFloat, Int8WeightPerTensorFloat,
-                                SignedBinaryWeightPerTensorConst, SignedTernaryWeightPerTensorConst)
-
+def _weight_quant(spec: QuantSpec):
     if spec.weight_scaling == "per_channel":
         # ternary: 2-bit narrow range, {-1, 0, +1} times one learned scale per output channel
         return dict(weight_quant=Int8WeightPerChannelFloat, weight_bit_width=spec.weight_bits,
@@ -139,8 +147,6 @@ def _weight_quant(spec: TwinSpec):
 
 
 def _conv(conv: nn.Conv2d, quant: dict, padding=None) -> nn.Module:
-    from brevitas.nn import QuantConv2d
-
     return QuantConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                        padding=conv.padding if padding is None else padding, groups=conv.groups, bias=False,
                        **quant)
@@ -171,9 +177,6 @@ def _bipolar_conv(conv: nn.Conv2d, quant: dict, act_bits: int) -> tuple[nn.Modul
 
 def _inner_act(bits: int, scaling: dict) -> nn.Module:
     """Activation inside a block (feeding the next conv): bipolar at 1 bit, else unsigned."""
-    from brevitas.nn import QuantIdentity, QuantReLU
-    from brevitas.quant import SignedBinaryActPerTensorConst
-
     if bits == 1:
         return QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True)
     return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **scaling)
@@ -196,16 +199,11 @@ CALIBRATED_SCALING = dict(scaling_impl_type="parameter_from_stats", scaling_stat
 
 def _stream_act(bits: int, scaling: dict) -> nn.Module:
     """Unsigned quantizer of the residual stream (block inputs/outputs, both add inputs)."""
-    from brevitas.nn import QuantReLU
-
     return QuantReLU(bit_width=bits, max_val=_relu_max(bits), return_quant_tensor=True, **scaling)
 
 
 def _signed_act(bits: int, scaling: dict) -> nn.Module:
-    """Signed quantizer of both residual add inputs (``TwinSpec.signed_residual``)."""
-    from brevitas.nn import QuantIdentity
-    from brevitas.quant import Int8ActPerTensorFloat
-
+    """Signed quantizer of both residual add inputs (``QuantSpec.signed_residual``)."""
     limit = _relu_max(bits)
     return QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=bits, max_val=limit, min_val=-limit,
                          return_quant_tensor=True, **scaling)
@@ -214,7 +212,7 @@ def _signed_act(bits: int, scaling: dict) -> nn.Module:
 class QuantBlock(nn.Module):
     """A timm BasicBlock or Bottleneck with quantized convs and a FINN-friendly add."""
 
-    def __init__(self, block: nn.Module, spec: TwinSpec, stream_bits: int):
+    def __init__(self, block: nn.Module, spec: QuantSpec, stream_bits: int):
         super().__init__()
         wq = _weight_quant(spec)
         self.bottleneck = hasattr(block, "conv3")
@@ -252,11 +250,8 @@ class _QuantNet(nn.Module):
     A subclass builds its body between ``super().__init__(spec)`` and :meth:`_add_head`, so its
     modules (and parameters) are registered in forward order."""
 
-    def __init__(self, spec: TwinSpec):
+    def __init__(self, spec: QuantSpec):
         super().__init__()
-        from brevitas.nn import QuantIdentity
-        from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
-
         self.spec = spec
         self.stream_bits = spec.stream_bits or max(2, spec.act_bits)
         self.edge = dict(weight_quant=Int8WeightPerTensorFloat, weight_bit_width=spec.edge_bits)
@@ -268,9 +263,6 @@ class _QuantNet(nn.Module):
                                          min_val=-3.0, return_quant_tensor=True, **spec.scaling)
 
     def _add_head(self, name: str, fc: nn.Linear) -> None:
-        from brevitas.nn import QuantIdentity, QuantLinear
-        from brevitas.quant import Int8ActPerTensorFloat
-
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         head_max = 2 * _relu_max(self.stream_bits)
         self.head_quant = QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=self.edge_act_bits,
@@ -289,7 +281,7 @@ class _QuantNet(nn.Module):
 class QuantResNet(_QuantNet):
     """The twin: the original's topology with Brevitas layers (see module docstring)."""
 
-    def __init__(self, original: nn.Module, spec: TwinSpec):
+    def __init__(self, original: nn.Module, spec: QuantSpec):
         super().__init__(spec)
         self.conv1 = _conv(original.conv1, self.edge)
         self.bn1 = copy.deepcopy(original.bn1)
@@ -321,7 +313,7 @@ class QuantInvertedResidual(nn.Module):
     bottleneck output. With a skip, both add inputs share one signed quantizer (one scale), as in
     :class:`QuantBlock`."""
 
-    def __init__(self, block: nn.Module, spec: TwinSpec, stream_bits: int):
+    def __init__(self, block: nn.Module, spec: QuantSpec, stream_bits: int):
         super().__init__()
         wq = _weight_quant(spec)
         self.expand = hasattr(block, "conv_pwl")
@@ -357,7 +349,7 @@ class QuantInvertedResidual(nn.Module):
 class QuantMobileNetV2(_QuantNet):
     """The twin of a timm MobileNetV2: its topology with Brevitas layers and timm's names."""
 
-    def __init__(self, original: nn.Module, spec: TwinSpec):
+    def __init__(self, original: nn.Module, spec: QuantSpec):
         super().__init__(spec)
         stream_bits = self.stream_bits
         self.conv_stem, self.bn1 = _conv(original.conv_stem, self.edge), _plain_bn(original.bn1)
@@ -373,9 +365,15 @@ class QuantMobileNetV2(_QuantNet):
         return self._classify(self.act2(self.bn2(self.conv_head(self.blocks(x)))))
 
 
-def create_twin(original: nn.Module, spec: TwinSpec, init_from_original: bool = True) -> nn.Module:
+def create_twin(original: nn.Module, spec: QuantSpec, init_from_original: bool = True) -> nn.Module:
     """Build the twin of ``original`` (a ResNet or a MobileNetV2) and copy its weights, BN statistics
-    and classifier."""
+    and classifier (:func:`create_quantized` with a twin's spec)."""
+    return create_quantized(original, spec, init_from_original)
+
+
+def create_quantized(original: nn.Module, spec: QuantSpec, init_from_original: bool = True) -> nn.Module:
+    """The Brevitas network of ``original`` at the bit widths of ``spec``, module for module, with
+    its weights, BN statistics and classifier copied: a twin, or the FPGA's n-bit original."""
     family = model_family(original)
     if family == "resnet":
         twin = QuantResNet(original, spec)
@@ -424,17 +422,39 @@ class Normalize(nn.Module):
 
 # --------------------------------------------------------------------------- checkpoints
 
+# What a checkpoint holds (``meta["kind"]``): the float original, a twin, or the original as the
+# FPGA runs it (post-training quantized, hw_quantize_original).
+KINDS = ("original", "twin", "original_quant")
 
-def build_model(kind: str, model_cfg: dict, data_meta: dict, twin_spec: TwinSpec | None = None) -> nn.Module:
-    """Build the original (``kind='original'``) or a twin from config + dataset metadata."""
-    original = create_original(
-        model_cfg["model"], data_meta["num_classes"], data_meta["channels"], data_meta["image_size"],
-        pretrained_file=model_cfg.get("pretrained_file") if kind == "original" else None,
-        **model_cfg.get("model_kwargs", {}),
-    )
-    if kind == "original":
-        return original
-    return create_twin(original, twin_spec, init_from_original=False)
+
+def input_meta(data_meta: dict, input_size: int | None = None) -> dict:
+    """Dataset facts a network is built from; ``input_size`` crops the cached images (ImageNet)."""
+    meta = {k: data_meta[k] for k in ("num_classes", "channels", "image_size", "mean", "std", "dataset")}
+    meta["image_size"] = int(input_size or data_meta["image_size"])
+    return meta
+
+
+def checkpoint_meta(kind: str, model_cfg: dict, data_meta: dict, spec: QuantSpec | None = None, **extra) -> dict:
+    """The metadata a checkpoint carries: enough for :func:`load_trained` to rebuild it."""
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind {kind!r}: use one of {KINDS}")
+    if kind != "original":  # a quantized network never loads the original's pretrained weights again
+        model_cfg = {k: v for k, v in model_cfg.items() if k != "pretrained_file"}
+    return {"kind": kind, "model_cfg": model_cfg, "data_meta": data_meta,
+            "quant_spec": spec.__dict__ if spec else None, **extra}
+
+
+def build_model(kind: str, model_cfg: dict, data_meta: dict, spec: QuantSpec | None = None) -> nn.Module:
+    """Build the original (``kind='original'``) or a quantized network (a twin, the FPGA's original)
+    from its checkpoint metadata."""
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind {kind!r}: use one of {KINDS}")
+    quantized = kind != "original"
+    pretrained = None if quantized or "pretrained_file" not in model_cfg else model_cfg["pretrained_file"]
+    original = create_original(model_cfg["model"], data_meta["num_classes"], data_meta["channels"],
+                               data_meta["image_size"], pretrained_file=pretrained,
+                               **(model_cfg["model_kwargs"] if "model_kwargs" in model_cfg else {}))
+    return create_quantized(original, spec, init_from_original=False) if quantized else original
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -453,12 +473,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     return ckpt
 
 
-def load_trained(path, map_location="cpu") -> nn.Module:
-    """Rebuild a trained original or twin from its checkpoint (architecture from its metadata)."""
+def load_trained(path, map_location="cpu") -> tuple[nn.Module, dict]:
+    """A trained network rebuilt from its checkpoint (architecture from its metadata), in eval
+    mode, and that metadata: one read of the file."""
     ckpt = load_checkpoint(path, map_location)
     meta = ckpt["meta"]
-    spec = TwinSpec(**meta["twin_spec"]) if meta.get("twin_spec") else None
+    # checkpoints written before the spec became role-neutral call it twin_spec
+    spec_fields = meta["quant_spec"] if "quant_spec" in meta else meta["twin_spec"]
+    spec = QuantSpec(**spec_fields) if spec_fields else None
     model = build_model(meta["kind"], meta["model_cfg"], meta["data_meta"], spec)
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
-    return model
+    return model, meta

@@ -11,6 +11,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from .device import describe_device
+
 LIBRARIES = ("torch", "timm", "brevitas", "numpy", "pandas")
 
 
@@ -40,6 +42,15 @@ def config_sha256(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def file_sha256(path) -> str:
+    """Fingerprint of an input file (a dataset's meta.json, an original's checkpoint)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def library_versions(names=LIBRARIES) -> dict[str, str]:
     """Installed versions of ``names``; missing ones are left out."""
     versions = {}
@@ -52,22 +63,23 @@ def library_versions(names=LIBRARIES) -> dict[str, str]:
 
 
 def collect(
-    config: dict, data_meta: dict | None = None, device: str | None = None, repo_dir: str | Path | None = None
+    config: dict, data_meta: dict | None = None, device: str | None = None, repo_dir: str | Path | None = None,
+    config_digest: str | None = None,
 ) -> dict:
     """Provenance of one run as a flat, JSON-serialisable dict.
 
     ``device`` describes the hardware the numbers come from; by default this
-    machine's CPU (``twindnn.throughput.describe_device("cpu")``).
+    machine's CPU (``twindnn.device.describe_device("cpu")``). ``config_digest`` is the sha256 of
+    the config the results came from, where ``config`` is only the part of it a step reads
+    (a stage's provenance fields); by default the digest of ``config``.
     """
     data_meta = data_meta or {}
     if device is None:
-        from twindnn.throughput import describe_device  # torch is heavy; only load it when needed
-
         device = describe_device("cpu")
     return {
         "git_revision": git_revision(repo_dir),
         "run_name": config.get("run_name", "unnamed"),
-        "config_sha256": config_sha256(config),
+        "config_sha256": config_digest or config_sha256(config),
         "dataset": data_meta.get("dataset") or (config.get("dataset") or {}).get("name", "unknown"),
         "data_source": data_meta.get("source", "unknown"),
         "device": device,
@@ -85,6 +97,6 @@ def provenance_footer(prov: dict) -> str:
         f"Provenance: run `{prov.get('run_name')}`, git `{prov.get('git_revision')}`, "
         f"config sha256 `{str(prov.get('config_sha256', ''))[:12]}`, "
         f"data {prov.get('dataset')} ({prov.get('data_source')}), "
-        f"made {prov.get('timestamp_utc')} on {prov.get('hostname')} ({prov.get('device')}); "
+        f"made {prov.get('timestamp_utc')} on {prov.get('hostname')} ({prov.get('device')}); "  # not the config
         f"Python {prov.get('python')}" + (f", {versions}" if versions else "") + "."
     )

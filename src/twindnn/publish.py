@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from twindnn.report import markdown_table
+from .table_io import markdown_table
 
 # What a committed run keeps (the rest is reproducible from these and the config).
 PUBLISHED = ("tables/*", "figures/*", "models/*_metrics.csv", "benchmarks/*.tsv", "PROVENANCE.md")

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from twindnn.cascade import DEFAULT_GATE, GATES, confidence, get_gate
-from twindnn.provenance import provenance_footer
+from .cascade import DEFAULT_GATE, GATES, confidence, get_gate
+from .plotting import panels, save_figure
+from .system import model as system_model
 
 SUMMARY_COLUMNS = [
     "twin",
@@ -40,7 +40,7 @@ SUMMARY_COLUMNS = [
     "twindnn_throughput_fps",
     "twindnn_ideal_throughput_fps",
     "twindnn_speedup_vs_original_x",
-    # The schedulers of twindnn.hardware.system_model at the measured single-network rates, as if
+    # The schedulers of twindnn.system.model at the measured single-network rates, as if
     # the twin and the original each had a device of their own (the FPGA tables do this with
     # FINN+ estimates): twin_first's accuracy is the cascade's; work_sharing's is the mix it makes.
     "twin_first_model_fps",
@@ -77,12 +77,10 @@ def summary_table(operating_points: pd.DataFrame, throughput: pd.DataFrame) -> p
     rate is ``1 / (1 / twin_fps + f / original_fps)``. A twin without
     throughput rows gets NaN speeds. The ``*_model_*`` columns put the two
     networks on separate devices at their measured rates and apply each
-    scheduler of :data:`twindnn.hardware.system_model.SCHEDULERS` (work sharing:
+    scheduler of :data:`twindnn.system.model.SCHEDULERS` (work sharing:
     an idle original takes fresh inputs, which get the original's accuracy).
     Columns: ``SUMMARY_COLUMNS``.
     """
-    from twindnn.hardware import system_model
-
     rows = []
     for point in operating_points.to_dict("records"):
         speed = throughput[throughput["twin"] == point["twin"]]
@@ -121,104 +119,7 @@ def summary_table(operating_points: pd.DataFrame, throughput: pd.DataFrame) -> p
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def _format_cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
-    return str(value)
-
-
-def _display_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Cells as strings, and the devices pulled out of the table into a note."""
-    devices = sorted(df["throughput_device"].dropna().unique()) if "throughput_device" in df else []
-    shown = df.drop(columns=["throughput_device"], errors="ignore")
-    return shown.apply(lambda column: column.map(_format_cell)), devices
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """``df`` as a Markdown table, cells as ``str`` gives them (format them first)."""
-
-    def line(cells) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    lines = [line(df.columns), "| " + " | ".join("---" for _ in df.columns) + " |"]
-    lines += [line(row) for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def _latex_escape(text: str) -> str:
-    replacements = {
-        "\\": r"\textbackslash{}",
-        "&": r"\&",
-        "%": r"\%",
-        "$": r"\$",
-        "#": r"\#",
-        "_": r"\_",
-        "{": r"\{",
-        "}": r"\}",
-        "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}",
-        "`": "",
-    }
-    return "".join(replacements.get(ch, ch) for ch in text)
-
-
-def device_line(devices: list[str]) -> str:
-    """The sentence that keeps measured speeds from being mistaken for FPGA numbers."""
-    where = "; ".join(devices) if devices else "no device (throughput not measured)"
-    return f"Throughput measured on {where} (this machine), not on an FPGA."
-
-
-def write_table(
-    df: pd.DataFrame, csv_path: str | Path, md_path: str | Path, tex_path: str | Path, provenance: dict, title: str
-) -> None:
-    """Write ``df`` as tidy CSV (all columns, full precision), Markdown and LaTeX.
-
-    Markdown and LaTeX round numbers for reading, move the ``throughput_device``
-    column into a note "Throughput measured on <device> (this machine), not on
-    an FPGA." (the provenance device when the column is absent), and end with the
-    provenance footer.
-    """
-    for path in (csv_path, md_path, tex_path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(csv_path, index=False)
-
-    shown, devices = _display_frame(df)
-    if "throughput_device" not in df:
-        devices = [provenance.get("device", "unknown device")]
-    notes = [device_line(devices), provenance_footer(provenance)]
-
-    markdown = f"## {title}\n\n{markdown_table(shown)}\n\n" + "\n\n".join(notes) + "\n"
-    Path(md_path).write_text(markdown)
-
-    latex = shown.to_latex(index=False, escape=True, caption=_latex_escape(title), position="htbp")
-    # The table is wide: scale it to the text width (needs graphicx; booktabs for the rules).
-    latex = latex.replace("\\begin{tabular}", "\\resizebox{\\linewidth}{!}{%\n\\begin{tabular}", 1)
-    latex = latex.replace("\\end{tabular}\n", "\\end{tabular}}\n", 1)
-    footer = "\\par\\footnotesize " + " ".join(_latex_escape(n) for n in notes) + "\n"
-    end = latex.rfind("\\end{table}")
-    header = "% Needs \\usepackage{booktabs,graphicx}.\n"
-    Path(tex_path).write_text(header + latex[:end] + footer + latex[end:])
-
-
 # --------------------------------------------------------------------------- figures
-
-
-def _save(fig: Figure, out: str | Path, title: str) -> None:
-    fig.suptitle(title, fontsize=9)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150, bbox_inches="tight")
-
-
-def _panels(n: int, width: float = 4.5, height: float = 3.6) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(width * max(n, 1), height), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, max(n, 1), squeeze=False)[0])
-    return fig, axes
 
 
 def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str = "") -> None:
@@ -234,7 +135,7 @@ def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str
     # Registry order (the paper's gate first); gates no longer registered go last.
     gates = [g for g in GATES if g in present] + sorted(present - set(GATES))
     palette = dict(zip(gates, sns.color_palette("colorblind", len(gates))))
-    fig, axes = _panels(len(twins))
+    fig, axes = panels(len(twins))
     for ax, twin in zip(axes, twins):
         rows = test[test["twin"] == twin]
         curves = rows[rows["gate"] != "oracle"]
@@ -267,7 +168,7 @@ def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str
             )
         ax.set(title=f"twin: {twin}", xlabel="forwarded fraction (test)", ylabel="TwinDNN test accuracy", xlim=(0, 1))
         ax.legend(fontsize=7)
-    _save(fig, out, title)
+    save_figure(fig, out, title)
 
 
 def plot_confidence_histograms(
@@ -280,7 +181,7 @@ def plot_confidence_histograms(
     group, so the rarer wrong answers stay visible.
     """
     description = get_gate(gate).description
-    fig, axes = _panels(len(twin_logits))
+    fig, axes = panels(len(twin_logits))
     for ax, (twin, data) in zip(axes, twin_logits.items()):
         logits, labels = np.asarray(data[f"{split}_logits"]), np.asarray(data[f"{split}_labels"])
         frame = pd.DataFrame(
@@ -301,7 +202,7 @@ def plot_confidence_histograms(
             ax=ax,
         )
         ax.set(title=f"twin: {twin} ({split})", xlabel=f"{description} of the twin", ylabel="density")
-    _save(fig, out, title)
+    save_figure(fig, out, title)
 
 
 def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: str = "") -> None:
@@ -340,7 +241,7 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
             )
     frame = pd.DataFrame(points, columns=["twin", "system", "fps", "accuracy"]).dropna()
     frame = frame[frame["fps"] > 0]
-    fig, axes = _panels(1, width=6.0, height=4.2)
+    fig, axes = panels(1, width=6.0, height=4.2)
     ax = axes[0]
     if len(frame):
         sns.scatterplot(
@@ -362,27 +263,7 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
     else:
         ax.text(0.5, 0.5, "no throughput measured", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="measured throughput (images/s, this machine, not FPGA)", ylabel="test accuracy")
-    _save(fig, out, title)
-
-
-def run_design(config: dict) -> dict:
-    """This run's answer to each aspect of the authors' design (``anchors.yaml: design``)."""
-    hw = config.get("hardware") or {}
-    twins = "; ".join(f"{name}: {'ternary' if t.get('ternary') else str(t.get('weight_bits')) + '-bit'} weights"
-                      f" ({t.get('weight_scaling', 'per_tensor').replace('_', ' ')} scale), {t['act_bits']}-bit "
-                      "activations" for name, t in config["twins"].items())
-    design = {"gate": f"{config['cascade']['gates'][0]} (cascade.gates[0]); the others beside it",
-              "twin precision": twins}
-    if hw.get("enabled"):
-        q = hw["original_quant"]
-        design.update({
-            "gate": f"{hw['design_point']['gate']} (design point); all of {config['cascade']['gates']} in the tables",
-            "scheduler": f"{hw['scheduler']} (design point); work_sharing and twin_first in the tables",
-            "original precision": f"{q['weight_bits']}-bit weights, {q['act_bits']}-bit activations",
-            "clock": f"{hw['clock_mhz']} MHz" if hw.get("clock_mhz") else "each board file's clock",
-            "accelerators": f"FINN+ dataflow, weights on chip; twin MACs: {hw['twin_mac']}, original: "
-                            f"{hw['original_mac']} (FINN+ estimates)"})
-    return design
+    save_figure(fig, out, title)
 
 
 def anchor_table(summary: pd.DataFrame, anchors: dict, twin_bits: dict, dataset: str,

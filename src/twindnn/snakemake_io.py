@@ -9,6 +9,8 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
+import torch
+
 
 @contextlib.contextmanager
 def redirect_logs(log_path: str | Path) -> Iterator[None]:
@@ -44,8 +46,6 @@ def redirect_logs(log_path: str | Path) -> Iterator[None]:
 
 def set_threads(threads: int) -> None:
     """torch's CPU threads = the cores the job was given (``--cores``, a cluster's allocation)."""
-    import torch
-
     torch.set_num_threads(max(1, int(threads)))
 
 

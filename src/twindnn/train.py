@@ -22,54 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from .config import digest
-from .data import check_enough_for_one_batch
+from .data import CachedImages, check_enough_for_one_batch
 from .models import Normalize, load_checkpoint
-
-
-# --------------------------------------------------------------------------- data
-
-
-class CachedImages(Dataset):
-    """uint8 NHWC images from the cache (memory-mapped), returned as uint8 CHW tensors.
-
-    ``augment``: ``None``; ``"crop_flip"`` (pad-4 random crop + horizontal flip, CIFAR style);
-    ``"crop"`` (random crop only, for digits/clothes where flips are fine too but unneeded);
-    ``"random_resized_crop"`` (ImageNet style, output ``out_size``).
-    """
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: str | None = None,
-                 out_size: int | None = None):
-        self.images, self.labels, self.augment = images, labels, augment
-        self.out_size = out_size or images.shape[1]
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        img = torch.from_numpy(np.array(self.images[index])).permute(2, 0, 1)  # C,H,W uint8
-        if self.augment in ("crop_flip", "crop"):
-            pad = 4
-            img = F.pad(img, (pad, pad, pad, pad))
-            top, left = torch.randint(0, 2 * pad + 1, (2,)).tolist()
-            img = img[:, top : top + self.out_size, left : left + self.out_size]
-            if self.augment == "crop_flip" and torch.rand(()) < 0.5:
-                img = img.flip(-1)
-        elif self.augment == "random_resized_crop":
-            from torchvision.transforms.v2 import functional as TF
-            from torchvision.transforms.v2 import RandomResizedCrop
-
-            i, j, h, w = RandomResizedCrop.get_params(img, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))
-            img = TF.resized_crop(img, i, j, h, w, [self.out_size, self.out_size], antialias=True)
-            if torch.rand(()) < 0.5:
-                img = img.flip(-1)
-        elif self.out_size != img.shape[-1]:
-            from torchvision.transforms.v2 import functional as TF
-
-            img = TF.center_crop(img, [self.out_size, self.out_size])
-        return img, int(self.labels[index])
-
 
 # --------------------------------------------------------------------------- distributed
 
@@ -145,10 +102,10 @@ def distillation_loss(student_logits, teacher_logits, labels, alpha: float, temp
 def make_optimizer(model: nn.Module, cfg: dict):
     params_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     params_no = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": params_decay, "weight_decay": cfg.get("weight_decay", 0.0)}, {"params": params_no, "weight_decay": 0.0}]
+    groups = [{"params": params_decay, "weight_decay": cfg["weight_decay"]}, {"params": params_no, "weight_decay": 0.0}]
     name = cfg["optimizer"]
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg.get("momentum", 0.9), nesterov=True)
+        return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=cfg["lr"])
     raise ValueError(f"training.optimizer {name!r} is not supported; use 'sgd' or 'adamw'.")
@@ -198,13 +155,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     under another config, or from another original, is set aside and training starts fresh.
     ``stop_after_epoch`` ends the run early (as a kill would), for resume tests.
     """
-    from tqdm import tqdm
-
     rank, _, world = distributed_env()
-    device = pick_device(cfg.get("device", "auto"))
+    device = pick_device(cfg["device"])
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    seed = int(cfg.get("seed", 0))
+    seed = int(cfg["seed"])
     torch.manual_seed(seed)
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -214,7 +169,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     model.to(device)
     # Channels-last on the CPU too: oneDNN's convolutions are faster in it (measured on 2 Xeon cores,
     # batch 128, CIFAR-10 half-width ResNet-10: 294 -> 377 images/s, its W1A1 twin 164 -> 179).
-    channels_last = cfg.get("channels_last", True)
+    channels_last = cfg["channels_last"]
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if teacher is not None:
@@ -229,18 +184,18 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     batch_size = int(cfg["batch_size"])
-    workers = int(cfg.get("num_workers", 0))
+    workers = int(cfg["num_workers"])
     epochs = int(cfg["epochs"])
-    max_steps = cfg.get("max_steps_per_epoch")
+    max_steps = cfg["max_steps_per_epoch"]
     check_enough_for_one_batch(len(train_set), batch_size * world, "the training split")
     steps_per_epoch = len(train_set) // (batch_size * world)  # the loader drops the last partial batch
     if max_steps:
         steps_per_epoch = min(steps_per_epoch, int(max_steps))
     total_steps = epochs * steps_per_epoch
-    warmup = int(cfg.get("warmup_epochs", 0) * steps_per_epoch)
+    warmup = int(cfg["warmup_epochs"] * steps_per_epoch)
     val_loader = DataLoader(val_set, batch_size=batch_size * 2, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda")
-    alpha = float(cfg.get("distill_alpha", 0.0)) if teacher is not None else 0.0
+    alpha = float(cfg["distill_alpha"]) if teacher is not None else 0.0
 
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(seed * 1000 + epoch)  # augmentation RNG in the main process
@@ -268,15 +223,15 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, cfg.get("amp", True)):
+            with _autocast(device, cfg["amp"]):
                 logits = train_model(x)
                 teacher_logits = None
                 if alpha > 0:
                     with torch.no_grad():
                         teacher_logits = teacher(x)
                 loss = distillation_loss(logits.float(), None if teacher_logits is None else teacher_logits.float(),
-                                         labels, alpha, float(cfg.get("distill_temperature", 4.0)),
-                                         float(cfg.get("label_smoothing", 0.0)))
+                                         labels, alpha, float(cfg["distill_temperature"]),
+                                         float(cfg["label_smoothing"]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

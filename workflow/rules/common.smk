@@ -50,6 +50,18 @@ def get_twin_files(pattern):
     return expand(pattern, twin=sorted(TWINS))
 
 
+def get_split_files(*splits):
+    """The cached arrays of the named splits, as named inputs ``<split>_images`` / ``<split>_labels``
+    (with ``meta``): every file of the cache that a step reads is declared."""
+    files = {"meta": rules.prepare_data.output.meta}
+    for split in splits:
+        for kind in ("images", "labels"):
+            files[f"{split}_{kind}"] = getattr(
+                rules.prepare_data.output, f"{split}_{kind}"
+            )
+    return files
+
+
 def get_train_threads():
     """Cores of a training job (its torch threads): compute.threads, else data-loader workers + 1 (at least 2)."""
     compute = config["compute"]
@@ -66,53 +78,80 @@ def get_train_resources():
     }
 
 
-# ---- FPGA half (workflow/rules/hardware.smk)
+# ---- FPGA half (workflow/rules/quantize.smk ... hw_tables.smk). One {network} wildcard names a
+# network of the FPGA half (twindnn.config: the quantized original, twin_<twin>); a build is one
+# {role} of twin {twin}'s pair search, resolved to its network and MAC resource in twindnn.config.
 
 HW = f"{RESULTS}/hardware"
-HW_CONFIG = config["hardware"]
-HW_BOARDS = list(HW_CONFIG["boards"])
-HW_TWINS = list(HW_CONFIG["twins"] or TWINS)
-HW_NETWORKS = ["original_q"] + [f"twin_{t}" for t in HW_TWINS]
-HW_ROLES = ["twin", "original", "original_alone"]
-HW_HOSTS = {b: h for b, h in HW_CONFIG["board_hosts"].items() if h}
+HW_BOARDS = list(config["hardware"]["boards"])
+HW_TWINS = cfg.hw_twins(config)
+HW_NETWORKS = cfg.hw_networks(config)
+HW_HOSTS = {b: h for b, h in config["hardware"]["board_hosts"].items() if h}
 
 
 wildcard_constraints:
     board="|".join(re.escape(b) for b in HW_BOARDS),
     network="|".join(HW_NETWORKS),
-    role="|".join(HW_ROLES),
+    role="|".join(cfg.BUILD_ROLES),
 
 
-def get_hw_checkpoint(wc):
-    if wc.network == "original_q":
+def get_hw_checkpoint(wildcards):
+    """The checkpoint of FPGA network {network}: the quantized original, or the trained twin."""
+    if cfg.network_role(wildcards.network) == "original":
         return rules.hw_quantize_original.output.checkpoint
     return expand(
-        rules.train_twin.output.checkpoint, twin=wc.network.removeprefix("twin_")
+        rules.train_twin.output.checkpoint, twin=cfg.network_twin(wildcards.network)
     )[0]
 
 
-def get_hw_build_inputs(wc):
-    network = f"twin_{wc.twin}" if wc.role == "twin" else "original_q"
-    colocate = {
-        "twin": "folding_twin",
-        "original": "folding_original",
-        "original_alone": "folding_original_alone",
-    }
+def get_pair_searches(wildcards):
+    """The searched designs and foldings of twin {twin} and of the original on {board}."""
+    files = {}
+    for role in ("twin", "original"):
+        network = cfg.build_network_of(role, wildcards.twin)
+        for kind in ("designs", "foldings"):
+            pattern = getattr(rules.hw_search.output, kind)
+            files[f"{role}_{kind}"] = expand(
+                pattern, board=wildcards.board, network=network
+            )[0]
+    return files
+
+
+def get_hw_build_inputs(wildcards):
+    """The prepared graph of the network a build of {role} builds, and that role's folding."""
+    network = cfg.build_network_of(wildcards.role, wildcards.twin)
+    folding = getattr(rules.hw_colocate.output, f"folding_{wildcards.role}")
     return {
         "dataflow": expand(rules.hw_prepare.output.dataflow, network=network)[0],
-        "folding": expand(
-            getattr(rules.hw_colocate.output, colocate[wc.role]),
-            board=wc.board,
-            twin=wc.twin,
-        )[0],
+        "folding": expand(folding, board=wildcards.board, twin=wildcards.twin)[0],
     }
+
+
+def get_pair_dataflows(wildcards):
+    """The prepared graphs of twin {twin} and of the original, for their joint build."""
+    return {
+        f"{role}_dataflow": expand(
+            rules.hw_prepare.output.dataflow,
+            network=cfg.build_network_of(role, wildcards.twin),
+        )[0]
+        for role in ("twin", "original")
+    }
+
+
+def get_hw_build_runtime():
+    """Minutes a build asks for: a bitstream takes hours, an estimate seconds."""
+    return 600 if config["hardware"]["vivado"] else 30
 
 
 def get_hw_board_reports(wildcards=None):
     """Board timing reports, only for boards with a host in hardware.board_hosts."""
-    return expand(
-        f"{HW}/board/{{board}}__{{twin}}__{{role}}.json",
-        board=[b for b in HW_BOARDS if b in HW_HOSTS],
+    boards = [b for b in HW_BOARDS if b in HW_HOSTS]
+    reports = expand(
+        rules.hw_board_timing.output.report,
+        board=boards,
         twin=HW_TWINS,
-        role=[*HW_ROLES, "pair"],
+        role=cfg.BUILD_ROLES,
+    )
+    return reports + expand(
+        rules.hw_board_pair.output.report, board=boards, twin=HW_TWINS
     )

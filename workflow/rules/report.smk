@@ -69,6 +69,6 @@ rule compare_anchors:
         mem_mb=2000,
         runtime=10,
     params:
-        stage=cfg.report_stage(config).to_params(),
+        stage=cfg.anchors_stage(config).to_params(),
     script:
         "../../scripts/anchors.py"

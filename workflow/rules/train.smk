@@ -1,7 +1,6 @@
 rule train_original:
     input:
-        meta=rules.prepare_data.output.meta,
-        images=rules.prepare_data.output.train_images,
+        **get_split_files("train", "val"),
     output:
         checkpoint=f"{RESULTS}/models/original.pt",
         metrics=report(
@@ -28,8 +27,7 @@ rule train_original:
 
 rule train_twin:
     input:
-        meta=rules.prepare_data.output.meta,
-        images=rules.prepare_data.output.train_images,
+        **get_split_files("train", "val"),
         original=rules.train_original.output.checkpoint,
     output:
         checkpoint=f"{RESULTS}/models/twin_{{twin}}.pt",

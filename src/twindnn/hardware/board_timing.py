@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 BOARD_SCRIPT = Path(__file__).resolve().parents[3] / "hardware" / "board" / "twindnn_board_run.py"
-HOST_LOOP = Path(__file__).resolve().parents[1] / "host_loop.py"
+HOST_LOOP = Path(__file__).resolve().parents[1] / "system" / "host_loop.py"
 DRIVER_KEYS = {
     "throughput[images/s]": "measured_throughput_fps",
     "runtime[ms]": "runtime_ms",
@@ -49,11 +49,11 @@ def parse_driver_report(text_or_dict) -> dict:
         text = str(text_or_dict).strip()
         try:
             raw = json.loads(text)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
             # finn-plus-driver's CLI prints the dict's repr; take the last line that is one.
             lines = [ln for ln in text.splitlines() if ln.strip().startswith("{")]
             if not lines:
-                raise ValueError("no throughput report (a dict) found in the driver's output")
+                raise ValueError("no throughput report (a dict) found in the driver's output") from err
             raw = ast.literal_eval(lines[-1].strip())
     if "throughput[images/s]" not in raw:
         raise ValueError(f"driver report lacks throughput[images/s]; keys: {sorted(raw)}")
@@ -123,7 +123,7 @@ def run_pair_on_board(deploy_dir, images: np.ndarray, labels: np.ndarray, host: 
                       scheduler: str, twin_scale: float, original_scale: float, user: str | None = None,
                       remote_dir: str = "/home/xilinx/twindnn_pair", batch_size: int = 100, python: str = "python3",
                       sudo: bool = True, timeout: int = 1800) -> dict:
-    """Time the pair's one FINN+ Parallel design with the paper's host loop (``twindnn.host_loop``) on
+    """Time the pair's one FINN+ Parallel design with the paper's host loop (``twindnn.system.host_loop``) on
     the board: both networks at once, forwarded inputs queued, fresh inputs to an idle original
     (``work_sharing``). Ports: input/output 0 the twin, 1 the original (the multi-DNN build's order)."""
     if not host:

@@ -8,7 +8,7 @@ import yaml
 
 BOARD_DIR = Path(__file__).resolve().parents[3] / "hardware" / "boards"
 REQUIRED = ("name", "finn_board", "part", "shell", "clock_mhz", "resources")
-RESOURCE_TYPES = ("LUT", "DSP", "BRAM_18K", "URAM")
+RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
 
 
 def available_boards(board_dir=BOARD_DIR) -> list[str]:
@@ -25,7 +25,7 @@ def load_board(name: str, board_dir=BOARD_DIR, clock_mhz: float | None = None) -
     missing = [k for k in REQUIRED if k not in board]
     if missing:
         raise ValueError(f"{path} lacks {missing}")
-    board["resources"] = {r: float(board["resources"].get(r, 0)) for r in RESOURCE_TYPES}
+    board["resources"] = {r: float(board["resources"].get(r, 0)) for r in RESOURCES}
     if board["shell"] not in ("zynq", "alveo"):
         raise ValueError(f"{path}: shell must be zynq or alveo, not {board['shell']!r}")
     board["clock_mhz"] = float(clock_mhz or board["clock_mhz"])

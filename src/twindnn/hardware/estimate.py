@@ -1,7 +1,7 @@
 """One estimate path: the numbers FINN+'s estimate build reports for a folding, and the corrections
 that every table applies to them.
 
-The search (:mod:`twindnn.hardware.colocate`) evaluates a folding by calling FINN+'s own build
+The search (:mod:`twindnn.hardware.search`) evaluates a folding by calling FINN+'s own build
 steps in the order the estimate build runs them (``step_specialize_layers``,
 ``step_apply_folding_config``, ``step_minimize_bit_width``, ``step_generate_estimate_reports``),
 and reads the reports with :func:`read_reports`, the same reader the build uses. So the
@@ -27,16 +27,30 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import tempfile
 from pathlib import Path
 
-from .finn_build import ESTIMATE_STEPS, _config, prepare_finn
+import numpy as np
+from finn.transformation.fpgadataflow.set_folding import SetFolding
+from finn.util.basic import get_dsp_block
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
-RESOURCES = ("LUT", "DSP", "BRAM_18K", "URAM")
+from .boards import RESOURCES
+from .finn_env import (
+    ESTIMATE_OUTPUTS,
+    ESTIMATE_STEPS,
+    MATRIX_UNITS,
+    build_config,
+    prepare_finn,
+    write_specialize_config,
+)
+
 # Attributes a folding config sets (FINN's own list, as step_apply_folding_config writes it back).
 FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType", "mem_mode",
                  "runtime_writeable_weights", "mac_resource", "impl_style"]
-_RTL_MATRIX_UNITS = ("MVAU_rtl", "VVAU_rtl")
+_RTLMATRIX_UNITS = ("MVAU_rtl", "VVAU_rtl")
 # What bit-width minimization depends on, besides the weights: how they are stored.
 _STORAGE_ATTRS = ("ram_style", "ram_style_thresholds", "mem_mode", "runtime_writeable_weights")
 _A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
@@ -45,8 +59,6 @@ _A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
 def rtl_mvu_dsps(pe: int, simd: int, weight_bits: int, act_bits: int, narrow_weights: bool,
                  dsp_block: str) -> int:
     """DSP blocks of one RTL matrix unit, lanes per DSP as ``finn-rtllib/mvu/mvu.sv`` packs them."""
-    import math
-
     if dsp_block == "DSP58":  # mvu_vvu_8sx9_dsp58: 3 products per DSP58 (FINN+'s own count)
         return int(pe * math.ceil(simd / 3))
     a_width = _A_WIDTH[dsp_block]
@@ -57,14 +69,10 @@ def rtl_mvu_dsps(pe: int, simd: int, weight_bits: int, act_bits: int, narrow_wei
 
 def _dsp_corrections(model, fpga_part: str) -> dict[str, tuple[int, int]]:
     """{node: (FINN+'s DSP count, the RTL's)} for the RTL matrix units of ``model``."""
-    import numpy as np
-    from finn.util.basic import get_dsp_block
-    from qonnx.custom_op.registry import getCustomOp
-
     block = get_dsp_block(fpga_part)
     out = {}
     for node in model.graph.node:
-        if node.op_type not in _RTL_MATRIX_UNITS or block not in (*_A_WIDTH, "DSP58"):
+        if node.op_type not in _RTLMATRIX_UNITS or block not in (*_A_WIDTH, "DSP58"):
             continue
         inst = getCustomOp(node)
         weights = model.get_initializer(node.input[1])
@@ -117,7 +125,7 @@ def read_reports(report_dir, clock_mhz: float, model, fpga_part: str) -> dict:
 def zero_estimated(layers: list[dict]) -> str:
     """Node types with no resource model in FINN+ (all 0), and RTL matrix units (0 LUT by definition)."""
     empty = sorted({lay["op_type"] for lay in layers if not any(lay[r] for r in RESOURCES)})
-    no_lut = sorted({lay["op_type"] for lay in layers if lay["op_type"] in _RTL_MATRIX_UNITS})
+    no_lut = sorted({lay["op_type"] for lay in layers if lay["op_type"] in _RTLMATRIX_UNITS})
     parts = []
     if empty:
         parts.append("no estimate (0): " + ", ".join(empty))
@@ -126,35 +134,13 @@ def zero_estimated(layers: list[dict]) -> str:
     return "; ".join(parts)
 
 
-MACS = ("auto", "lut", "dsp")
-_MATRIX_UNITS = ("MVAU", "VVAU")
-
-
-def specialize_config(dataflow_onnx, mac: str) -> dict | None:
-    """FINN's ``specialize_layers_config_file`` content for a MAC resource choice.
-
-    ``auto``: FINN+ decides (RTL matrix units on DSPs where the widths fit); ``lut`` (the paper's
-    twin): HLS matrix units, whose multipliers go to LUTs (``resType`` set by :func:`mac_attributes`);
-    ``dsp``: HLS units with ``resType="dsp"`` where FINN+ would not pick an RTL one.
-    """
-    if mac not in MACS:
-        raise ValueError(f"mac resource {mac!r}: use one of {', '.join(MACS)}")
-    if mac != "lut":
-        return None
-    import onnx
-
-    model = onnx.load(str(dataflow_onnx), load_external_data=False)
-    return {"Defaults": {}, **{n.name: {"preferred_impl_style": "hls"} for n in model.graph.node
-                               if n.op_type in _MATRIX_UNITS}}
-
-
 def mac_attributes(folding: dict, mac: str) -> dict:
     """``folding`` with the HLS matrix units' ``resType`` set for the MAC resource choice."""
     if mac == "auto":
         return folding
     out = json.loads(json.dumps(folding))
     for name, attrs in out.items():
-        if name.split("_")[0] in _MATRIX_UNITS and name.split("_")[1:2] == ["hls"] and "resType" in attrs:
+        if name.split("_")[0] in MATRIX_UNITS and name.split("_")[1:2] == ["hls"] and "resType" in attrs:
             attrs["resType"] = mac
     return out
 
@@ -169,18 +155,11 @@ class EstimatePath:
 
     def __init__(self, dataflow_onnx, board: dict, mac: str = "auto"):
         prepare_finn(False)
-        from finn.builder.build_dataflow_config import DataflowOutputType
-        from finn.builder.build_dataflow_steps import step_specialize_layers
-        from qonnx.core.modelwrapper import ModelWrapper
+        from finn.builder.build_dataflow_steps import step_specialize_layers  # needs prepare_finn() first
 
         self.board, self.mac = board, mac
         self._tmp = tempfile.TemporaryDirectory(prefix="twindnn_estimate_")
-        self._outputs = [DataflowOutputType.ESTIMATE_REPORTS]
-        self._specialize = None
-        spec = specialize_config(dataflow_onnx, mac)
-        if spec is not None:
-            self._specialize = Path(self._tmp.name) / "specialize.json"
-            self._specialize.write_text(json.dumps(spec))
+        self._specialize = write_specialize_config(dataflow_onnx, mac, Path(self._tmp.name) / "specialize.json")
         cfg = self._cfg()
         self.specialized = step_specialize_layers(ModelWrapper(str(dataflow_onnx)), cfg)
         self._minimized: dict[str, object] = {}
@@ -188,13 +167,11 @@ class EstimatePath:
     def _cfg(self, **extra):
         if self._specialize is not None:
             extra["specialize_layers_config_file"] = str(self._specialize)
-        return _config(self._tmp.name, ESTIMATE_STEPS, self._outputs, self.board["part"], self.board["clock_mhz"],
-                       standalone_thresholds=True, **extra)
+        return build_config(self._tmp.name, ESTIMATE_STEPS, ESTIMATE_OUTPUTS, self.board["part"],
+                            self.board["clock_mhz"], standalone_thresholds=True, **extra)
 
     def fold(self, target_fps: float, mvau_wwidth_max: int | None) -> dict:
         """The folding config FINN's ``SetFolding`` chooses for ``target_fps`` (no SIMD cap when None)."""
-        from finn.transformation.fpgadataflow.set_folding import SetFolding
-
         cycles = max(1, int(self.board["clock_mhz"] * 1e6 / max(float(target_fps), 1e-9)))
         model = copy.deepcopy(self.specialized)
         model = model.transform(SetFolding(cycles, mvau_wwidth_max=int(mvau_wwidth_max or 2**31 - 1)))
@@ -208,8 +185,11 @@ class EstimatePath:
         that store weights alike, and the folding applied again on top. The search-vs-build
         test and the check in :mod:`twindnn.hardware.tables` hold this to the build's numbers.
         """
-        from finn.builder.build_dataflow_steps import (step_apply_folding_config, step_generate_estimate_reports,
-                                                       step_minimize_bit_width)
+        from finn.builder.build_dataflow_steps import (  # needs prepare_finn() first
+            step_apply_folding_config,
+            step_generate_estimate_reports,
+            step_minimize_bit_width,
+        )
 
         cfg = self._folding_cfg(folding)
         key = json.dumps({n: {a: v for a, v in attrs.items() if a in _STORAGE_ATTRS}
@@ -231,8 +211,6 @@ class EstimatePath:
 
 def folding_config(model) -> dict:
     """FINN folding config (``folding_config_file`` JSON) of a folded model."""
-    from qonnx.custom_op.registry import getCustomOp
-
     cfg = {"Defaults": {}}
     for node in model.graph.node:
         inst = getCustomOp(node)

@@ -17,9 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.util.cleanup import cleanup_model
 from torch import nn
 
-from ..models import TwinSpec, create_twin, load_checkpoint, load_trained
+from ..models import MAX_ACT_BITS, QuantSpec, create_quantized, load_trained
 
 
 class PixelInput(nn.Module):
@@ -39,45 +43,41 @@ class PixelInput(nn.Module):
 
 
 def quantize_original(original_checkpoint, weight_bits: int = 8, act_bits: int = 8,
-                      calibration_images: np.ndarray | None = None, log=sys.stderr) -> nn.Module:
+                      calibration_images: np.ndarray | None = None, log=sys.stderr) -> tuple[nn.Module, dict]:
     """Post-training quantization of the trained original to W``weight_bits``A``act_bits``.
 
-    The quantized network is the twin's class with n-bit weights and activations everywhere
+    Returns the quantized network and the float original's checkpoint metadata. It is the twin's
+    class (:func:`twindnn.models.create_quantized`) with n-bit weights and activations everywhere
     (same topology, FINN-friendly residual adds); weights and BN statistics are copied from
     the original and the activation scales are calibrated on ``calibration_images``
     (uint8 NHWC). A short QAT (``twindnn.train.fit``) can follow; see
-    :func:`twindnn.hardware.pipeline.build_original_quant`.
+    :func:`twindnn.hardware.steps.quantize_original_step`.
     """
-    from ..models import MAX_ACT_BITS
-
     if act_bits > MAX_ACT_BITS:
         raise ValueError(f"hardware.original_quant.act_bits {act_bits}: FINN computes activations as thresholds "
                          f"(2^{act_bits} - 1 per channel); use act_bits <= {MAX_ACT_BITS} (the paper's 8-bit variant "
                          "of the original has 16-bit weights and 8-bit activations)")
-    original = load_trained(original_checkpoint)
-    spec = TwinSpec(f"original_w{weight_bits}a{act_bits}", weight_bits, act_bits,
+    original, source = load_trained(original_checkpoint)
+    spec = QuantSpec(f"original_w{weight_bits}a{act_bits}", weight_bits, act_bits,
                     edge_bits=max(8, weight_bits), stream_bits=act_bits, act_scaling="calibrated",
                     signed_residual=True)
-    quant = create_twin(original, spec, init_from_original=True).eval()
+    quant = create_quantized(original, spec, init_from_original=True).eval()
     if calibration_images is not None and len(calibration_images):
-        from brevitas.graph.calibrate import calibration_mode
+        from brevitas.graph.calibrate import calibration_mode  # deferred: Brevitas is imported where it is used
 
-        meta = load_checkpoint(original_checkpoint)["meta"]["data_meta"]
+        meta = source["data_meta"]
         pixels = torch.from_numpy(np.ascontiguousarray(calibration_images)).permute(0, 3, 1, 2).float()
         wrapped = PixelInput(quant, meta["mean"], meta["std"]).eval()
         with torch.no_grad(), calibration_mode(quant):
             for start in range(0, len(pixels), 128):
                 wrapped(pixels[start:start + 128])
         print(f"calibrated activation scales on {len(pixels)} images", file=log)
-    return quant.eval()
+    return quant.eval(), source
 
 
 def export_qonnx_model(model: nn.Module, data_meta: dict, out_path, batch: int = 1) -> Path:
-    """Export ``model`` (a twin of :func:`twindnn.models.create_twin`) with a pixel input to QONNX; returns the path."""
-    from brevitas.export import export_qonnx
-    from qonnx.core.datatype import DataType
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.util.cleanup import cleanup_model
+    """Export ``model`` (a network of :func:`twindnn.models.create_quantized`) with a pixel input to QONNX; returns the path."""
+    from brevitas.export import export_qonnx  # deferred: Brevitas's exporters are imported where they are used
 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,9 +94,6 @@ def export_qonnx_model(model: nn.Module, data_meta: dict, out_path, batch: int =
 
 def qonnx_logits(onnx_path, images_nhwc: np.ndarray) -> np.ndarray:
     """Logits of a QONNX/FINN model on uint8 NHWC images (qonnx execution, one image at a time)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-
     model = ModelWrapper(str(onnx_path))
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     shape = model.get_tensor_shape(iname)

@@ -29,7 +29,7 @@ report files for the joint design.
 What was found
 --------------
 The estimate-only Parallel flow runs offline: none of the steps above needs Vivado, with the
-same placeholders as the single builds (:func:`twindnn.hardware.finn_build.prepare_finn`).
+same placeholders as the single builds (:func:`twindnn.hardware.finn_env.prepare_finn`).
 On the repo's tiny twin/original pair (ZCU104) the joint report equals the sum of the two single
 builds in LUT, DSP, BRAM_18K and URAM, node by node. Separate I/O (the default here) adds no
 node; combined I/O adds one ``SplitMultiHeads_hls`` and one ``StreamingConcat_hls``, both with a
@@ -38,7 +38,7 @@ critical path. The joint ``max_cycles``/FPS is the slower network's; each networ
 come from its layers, told apart by their tensors' ``<name>_`` prefix.
 
 The bitstream (``vivado=True``) runs the same post-collapse steps as the single builds
-(:data:`~twindnn.hardware.finn_build.BITSTREAM_STEPS`: codegen, IP generation and FIFO sizing,
+(:data:`~twindnn.hardware.finn_env.BITSTREAM_STEPS`: codegen, IP generation and FIFO sizing,
 stitched IP, bitfile, driver, deployment package) behind ``prepare_finn(True)``. Parallel mode
 has no ``NodeContainer``, so ``step_prepare_nodecontainer`` (SelectableWeights/PR only) is not run.
 """
@@ -48,8 +48,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .estimate import specialize_config
-from .finn_build import BITSTREAM_STEPS, UnmappedNodeError, _config, prepare_finn
+from qonnx.core.modelwrapper import ModelWrapper
+
+from .boards import RESOURCES
+from .estimate import read_reports, zero_estimated
+from .finn_env import (
+    BITSTREAM_STEPS,
+    ESTIMATE_OUTPUTS,
+    bitstream_options,
+    build_config,
+    prepare_finn,
+    run_build,
+    write_specialize_config,
+)
 
 NETWORKS = ("twin", "original")
 SUBMODEL_STEPS = ["step_specialize_layers", "step_apply_folding_config"]
@@ -96,51 +107,35 @@ def build_pair(twin_dataflow, original_dataflow, twin_folding, original_folding,
     (the joint build), ``out_dir/<network>/build`` (the per-network steps before collapsing).
     """
     prepare_finn(vivado)
-    from finn.builder.build_dataflow import build_dataflow_cfg
-    from finn.builder.build_dataflow_config import DataflowOutputType, ShellFlowType
-    from finn.util.settings import get_settings
-
     out_dir = Path(out_dir).absolute()
     models = {"twin": twin_dataflow, "original": original_dataflow}
     out_dir.mkdir(parents=True, exist_ok=True)
     specialize = {}
     for name, mac in (macs or {}).items():  # where each network's MACs go, as in its single build
-        spec = specialize_config(models[name], mac)
+        spec = write_specialize_config(models[name], mac, out_dir / f"specialize_{name}.json")
         if spec is not None:
-            specialize[name] = out_dir / f"specialize_{name}.json"
-            specialize[name].write_text(json.dumps(spec))
+            specialize[name] = spec
     config = multi_dnn_config(models, {"twin": twin_folding, "original": original_folding},
                               combine_io=combine_io, vivado=vivado, specialize=specialize)
     config_path = out_dir / "multi_dnn_config.json"
     config_path.write_text(json.dumps(config, indent=2))
 
-    outputs, extra = [DataflowOutputType.ESTIMATE_REPORTS], {}
+    outputs, extra = list(ESTIMATE_OUTPUTS), {}
     if vivado:
-        outputs += [DataflowOutputType.BITFILE, DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
-        extra = dict(board=board["finn_board"], shell_flow_type=ShellFlowType.VITIS_ALVEO
-                     if board.get("shell") == "alveo" else ShellFlowType.VIVADO_ZYNQ)
+        more, extra = bitstream_options(board)
+        outputs += more
     # Two levels down: FINN+ puts each submodel's build at <output_dir>/../../<name>/build.
     build = out_dir / "joint" / "build"
-    cfg = _config(build, [], outputs, board["part"], board["clock_mhz"], standalone_thresholds=True,
-                  save_intermediate_models=True, multi_dnn_config_path=str(config_path), **extra)
-    build.mkdir(parents=True, exist_ok=True)
-    get_settings().finn_build_dir = (out_dir / "finn_tmp").absolute()
-    status = build_dataflow_cfg(None, cfg)  # the model argument is unused in multi-DNN mode
-    if status != 0:
-        log = build / "build_dataflow.log"
-        text = log.read_text() if log.exists() else ""
-        error = UnmappedNodeError if "could not map" in text else RuntimeError
-        raise error(f"FINN+ multi-DNN Parallel build failed (status {status}); see {log}:\n{text[-3000:]}")
+    cfg = build_config(build, [], outputs, board["part"], board["clock_mhz"], standalone_thresholds=True,
+                       save_intermediate_models=True, multi_dnn_config_path=str(config_path), **extra)
+    # the model argument is unused in multi-DNN mode
+    run_build(None, cfg, what="the multi-DNN Parallel design", scratch_dir=out_dir / "finn_tmp")
     return read_pair(build, board, {name: Path(path).parent / "host_output_scale.json"
                                     for name, path in models.items()})
 
 
 def read_pair(build_dir, board: dict, host_scales: dict | None = None) -> dict:
     """The joint build's figures, and each network's share of them (see :func:`build_pair`)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    from .estimate import RESOURCES, read_reports, zero_estimated
-
     build_dir = Path(build_dir)
     model = ModelWrapper(str(build_dir / "intermediate_models" / "Collapsed_Model_step_generate_estimate_reports.onnx"))
     out = read_reports(build_dir / "report", board["clock_mhz"], model, board["part"])

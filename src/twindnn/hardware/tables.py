@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cascade import DEFAULT_GATE
-from .system_model import SOURCE_ESTIMATE, SOURCE_MEASURED
+from ..system.model import SOURCE_ESTIMATE, SOURCE_MEASURED
+from ..table_io import markdown_table
+from .boards import RESOURCES, load_board
 
-RES = ("LUT", "DSP", "BRAM_18K", "URAM")
 # The search's figures that a build must reproduce exactly (one estimate path).
-CHECKED = ("max_cycles", "critical_path_cycles", *RES)
+CHECKED = ("max_cycles", "critical_path_cycles", *RESOURCES)
 
 
 class SearchBuildMismatch(RuntimeError):
@@ -48,8 +48,8 @@ def check_joint_build(builds: dict, pair_jsons: list) -> dict:
     for path in pair_jsons:
         est = json.loads(Path(path).read_text())
         board, twin, _ = Path(path).stem.split("__")
-        total = {r: builds[(board, twin, "twin")][r] + builds[(board, twin, "original")][r] for r in RES}
-        diff = {r: (est[r], total[r]) for r in RES if float(est[r]) != float(total[r])}
+        total = {r: builds[(board, twin, "twin")][r] + builds[(board, twin, "original")][r] for r in RESOURCES}
+        diff = {r: (est[r], total[r]) for r in RESOURCES if float(est[r]) != float(total[r])}
         if diff:
             raise SearchBuildMismatch(f"{board}/{twin}: the joint FINN+ Parallel build differs from the sum of the "
                                       f"single builds (joint, sum): {diff}")
@@ -79,7 +79,7 @@ def resource_table(build_jsons: list, design_points: list, utilization: float,
                "estimated_latency_ms": est["estimated_latency_ms"], "clock_mhz": est["clock_mhz"],
                "bottleneck_layer": est["bottleneck_layer"], "DSP_finn": k * est["DSP_finn"],
                "zero_estimated": est["zero_estimated"]}
-        for r in RES:
+        for r in RESOURCES:
             row[f"{r}_per_instance"] = est[r]
             row[r] = k * est[r]
             row[f"{r}_budget"] = est["budget"][r]
@@ -95,16 +95,16 @@ def resource_table(build_jsons: list, design_points: list, utilization: float,
                "zero_estimated": "; ".join(dict.fromkeys(g["zero_estimated"])),
                "joint_build": "FINN+ multi-DNN Parallel build of one instance each: equal to the sum"
                if (board, twin) in joint else "sum of the single builds"}
-        for r in RES:
+        for r in RESOURCES:
             row[r] = g[r].sum()
             row[f"{r}_budget"] = g[f"{r}_budget"].iloc[0]
         summed.append(row)
     df = pd.concat([df, pd.DataFrame(summed)], ignore_index=True)
-    for r in RES:
+    for r in RESOURCES:
         with np.errstate(divide="ignore", invalid="ignore"):
             df[f"{r}_utilization"] = np.where(df[f"{r}_budget"] > 0, df[r] / df[f"{r}_budget"], np.nan)
     df["budget_utilization"] = utilization
-    df["fits_budget"] = [all(row[r] <= utilization * row[f"{r}_budget"] + 1e-9 for r in RES) for _, row in df.iterrows()]
+    df["fits_budget"] = [all(row[r] <= utilization * row[f"{r}_budget"] + 1e-9 for r in RESOURCES) for _, row in df.iterrows()]
     df["note"] = ("DSP: RTL matrix units counted with the lanes per DSP the RTL packs (DSP_finn: FINN+'s count); "
                   "zero_estimated: node types FINN+ estimates at 0; replicas share one input stream (the "
                   "splitter is not modelled)")
@@ -170,12 +170,10 @@ HEADLINE = ["board", "twin", "gate", "target_kind", "target_value", "scheduler",
 def budget_violations(headline: pd.DataFrame) -> list[str]:
     """Headline rows called fitting whose pair is over ``utilization_budget`` of the board's budget
     in ``hardware/boards/<board>.yaml`` (the board files, not the table's own figures)."""
-    from .boards import load_board
-
     problems = []
     for i, row in headline[headline["fits"].astype(bool)].iterrows():
         board = load_board(row["board"])
-        for r in RES:
+        for r in RESOURCES:
             cap = float(row["utilization_budget"]) * float(board["resources"].get(r, 0))
             if not float(row[f"total_{r}"]) <= cap + 1e-9:
                 problems.append(f"row {i} ({row['board']}, {row['twin']}, {row['gate']}, {row['scheduler']}): "
@@ -187,48 +185,6 @@ def headline_table(system: pd.DataFrame) -> pd.DataFrame:
     """TwinDNN and its four baselines per board, twin, operating point and scheduler: the headline
     columns of the system tables (:func:`twindnn.hardware.colocate.system_rows`)."""
     return system.reindex(columns=HEADLINE)
-
-
-def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE,
-                                  scheduler: str = "work_sharing") -> None:
-    """Accuracy vs system throughput per board, for one gate and scheduler: TwinDNN through the
-    gate's operating points, the time-shared Big/Little baseline at the same points, the oracle
-    gate, each twin alone and the original alone (whole device). One colour per twin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    boards = list(dict.fromkeys(system["board"]))
-    twins = list(dict.fromkeys(system["twin"]))
-    colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
-    available = [g for g in dict.fromkeys(system["gate"]) if g != "oracle"]
-    shown = gate if gate in available else (available[0] if available else gate)
-    fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4.2), squeeze=False)
-    for ax, board in zip(axes[0], boards):
-        d = system[(system["board"] == board) & (system["scheduler"] == scheduler)]
-        for twin, g in d.groupby("twin", sort=False):
-            c = colours[twin]
-            ok = g[g["fits"].astype(bool)]
-            points = ok[ok["gate"] == shown].sort_values("forwarded_fraction")
-            ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], "o-", color=c, label=f"TwinDNN {twin}")
-            ax.plot(points["time_shared_fps"], points["cascade_accuracy"], "s--", color=c, alpha=0.6,
-                    label=f"time-shared Big/Little {twin}")
-            o = ok[ok["gate"] == "oracle"]
-            ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], "*", ms=13, color=c, label=f"oracle gate {twin}")
-            ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], "v", ms=8, color=c,
-                    label=f"twin {twin} alone")
-        if len(d) and np.isfinite(d["original_alone_fps"].iloc[0]):
-            ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=8,
-                    label="original alone (whole device)")
-        ax.set_xscale("log")
-        ax.set_xlabel("system throughput (frames/s, FINN+ estimate)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{board}: {scheduler}, gate {shown}, points = recovery targets", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    _save(fig, out_png)
 
 
 PAPER_COLUMNS = {
@@ -253,8 +209,7 @@ def paper_table(headline: pd.DataFrame, gate: str) -> pd.DataFrame:
 
 
 def paper_markdown(table: pd.DataFrame, gate: str) -> str:
-    from ..report import markdown_table
-
+    """The paper table as Markdown, percentages, speed-ups and FPS formatted for reading."""
     shown = table.drop(columns="source").copy()
     for c in shown.columns:
         if c.endswith(("acc.", "recovery", "forwarded")):
@@ -266,39 +221,3 @@ def paper_markdown(table: pd.DataFrame, gate: str) -> str:
     return (f"TwinDNN as the paper reports it, gate `{gate}`: (a) the original's best whole-device design, "
             "(b) the original design that runs in the pair, alone (the paper's baseline), (c) Big/Little "
             "time-shared.\n\n" + markdown_table(shown) + f"\n\nSource: {table['source'].iloc[0] if len(table) else ''}.\n")
-
-
-def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float, float] = (0.94, 1.90)) -> None:
-    """Speed-up vs accuracy recovery per board: each scheduler against the paper's baseline (b) and
-    the whole-device original (a), with the paper's claim (94 % recovered, 1.9x) as a star."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
-    boards = list(dict.fromkeys(headline["board"]))
-    fig, axes = plt.subplots(1, len(boards), figsize=(5.2 * len(boards), 4.0), squeeze=False)
-    colours = dict(zip(["work_sharing", "twin_first"], sns.color_palette("colorblind", 2)))
-    for ax, board in zip(axes[0], boards):
-        for (twin, scheduler), g in rows[rows["board"] == board].groupby(["twin", "scheduler"], sort=False):
-            g = g.sort_values("accuracy_recovery")
-            ax.plot(g["accuracy_recovery"], g["gain_vs_original_in_pair"], "o-", color=colours.get(scheduler),
-                    label=f"{twin}, {scheduler}: vs (b) same original")
-            ax.plot(g["accuracy_recovery"], g["gain_vs_original_alone"], "s--", color=colours.get(scheduler),
-                    alpha=0.6, label=f"{twin}, {scheduler}: vs (a) best whole-device original")
-        ax.plot(*anchor, "*", color="k", ms=14, label="paper: 94 % recovered, +90 % throughput")
-        ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set_xlabel("accuracy recovery (test)")
-        ax.set_ylabel("throughput speed-up (FINN+ estimate)")
-        ax.set_title(f"{board}: gate {gate}", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
-    _save(fig, out_png)
-
-
-def _save(fig, out_png) -> None:
-    fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)

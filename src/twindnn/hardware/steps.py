@@ -2,7 +2,7 @@
 
 ``stage`` is the rule's config object (:mod:`twindnn.config`); ``inputs`` and ``outputs`` map the
 rule's input/output names to paths. The glue they share with the training half (datasets,
-checkpoint metadata, logits) lives in :mod:`twindnn.pipeline`.
+checkpoint metadata, logits) lives in :mod:`twindnn.steps`.
 """
 
 from __future__ import annotations
@@ -16,20 +16,32 @@ import numpy as np
 import pandas as pd
 
 from .. import data as data_lib
+from ..artifacts import accuracy, load_npz, save_logits
 from ..cascade import rescore_operating_points
-from ..config import (BoardTimingStage, BuildStage, ColocateStage, ExportStage, PrepareStage, QuantizeStage,
-                      SearchStage, TablesStage)
-from ..models import load_checkpoint, load_trained
-from ..simulate import simulate_system_rows
-from ..pipeline import accuracy, cache_dir, file_sha256, load_npz, network_meta, save_logits, training_datasets
+from ..config import (
+    BoardTimingStage,
+    BuildStage,
+    ColocateStage,
+    ExportStage,
+    PairBuildStage,
+    PrepareStage,
+    QuantizeStage,
+    SearchStage,
+    TablesStage,
+)
+from ..models import checkpoint_meta, load_trained
+from ..provenance import file_sha256
+from ..system.model import SOURCE_ESTIMATE
+from ..system.simulate import simulate_system_rows
 from ..train import fit, save_checkpoint
 from . import colocate as co
-from . import tables
-from .boards import load_board
+from . import figures, search, tables
+from .board_timing import run_on_board, run_pair_on_board
+from .boards import RESOURCES, load_board
 from .estimate import EstimatePath
 from .export import check_export, export_qonnx_model, qonnx_logits, quantize_original
 from .finn_build import build_network, prepare_network
-from .system_model import SOURCE_ESTIMATE
+from .multi_dnn import build_pair
 
 
 def quantize_original_step(stage: QuantizeStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> dict:
@@ -37,21 +49,20 @@ def quantize_original_step(stage: QuantizeStage, inputs: Mapping, outputs: Mappi
 
     inputs: original (checkpoint), meta; outputs: checkpoint, logits (npz), work_dir (QAT's).
     """
-    cache = cache_dir(inputs)
-    calibration, _ = data_lib.sample_split(cache, "train", int(stage.calibration_images))
-    model = quantize_original(inputs["original"], int(stage.weight_bits), int(stage.act_bits), calibration, log=log)
-    source = load_checkpoint(inputs["original"])["meta"]
-    meta = network_meta("twin", source["model_cfg"], source["data_meta"], model.spec, role="original_quant")
+    calibration, _ = data_lib.sample_split_of(inputs, "train", int(stage.calibration_images))
+    model, source = quantize_original(inputs["original"], int(stage.weight_bits), int(stage.act_bits), calibration,
+                                      log=log)
+    meta = checkpoint_meta("original_quant", source["model_cfg"], source["data_meta"], model.spec)
     if int(stage.qat_epochs) > 0:
         cfg = stage.fit_config()
-        train_set, val_set = training_datasets(cache, meta["data_meta"], cfg.get("augment"))
+        train_set, val_set = data_lib.training_datasets(inputs, meta["data_meta"], cfg["augment"])
         fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
         fit(model, train_set, val_set, cfg, meta["data_meta"]["mean"], meta["data_meta"]["std"], outputs["work_dir"],
             outputs["checkpoint"], Path(outputs["work_dir"]) / "qat_metrics.csv", meta, log=log,
             fingerprint=fingerprint)
     else:
         save_checkpoint(outputs["checkpoint"], {"state_dict": model.state_dict(), "meta": meta})
-    return save_logits(outputs["checkpoint"], cache, outputs["logits"], device=stage.device)
+    return save_logits(outputs["checkpoint"], inputs, outputs["logits"], device=stage.device)
 
 
 def export_step(stage: ExportStage, inputs: Mapping, outputs: Mapping) -> dict:
@@ -60,10 +71,10 @@ def export_step(stage: ExportStage, inputs: Mapping, outputs: Mapping) -> dict:
     inputs: checkpoint, meta; outputs: onnx, check (CSV).
     """
     checkpoint = inputs["checkpoint"]
-    model = load_trained(checkpoint)
-    meta = load_checkpoint(checkpoint)["meta"]["data_meta"]
+    model, network = load_trained(checkpoint)
+    meta = network["data_meta"]
     export_qonnx_model(model, meta, outputs["onnx"])
-    images, labels = data_lib.sample_split(cache_dir(inputs), "test", int(stage.check_images))
+    images, labels = data_lib.sample_split_of(inputs, "test", int(stage.check_images))
     row = check_export(model, meta, outputs["onnx"], images, labels)
     pd.DataFrame([row]).to_csv(outputs["check"], index=False)
     if row["prediction_agreement"] < 1.0:
@@ -86,7 +97,7 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict
     onnx_path, out_dir, check_csv = inputs["onnx"], Path(outputs["dataflow"]).parent, outputs["check"]
     min_agreement = float(stage.min_agreement)
     dataflow = prepare_network(onnx_path, out_dir)
-    images, labels = data_lib.sample_split(cache_dir(inputs), "test", int(stage.check_images))
+    images, labels = data_lib.sample_split_of(inputs, "test", int(stage.check_images))
     scale = json.loads((Path(out_dir) / "host_output_scale.json").read_text())
     ref = qonnx_logits(onnx_path, images)
     streamlined = Path(out_dir) / "build" / "intermediate_models" / "step_residual_streamline.onnx"
@@ -116,18 +127,17 @@ def _design_point(rows: pd.DataFrame, gate: str, target: float, scheduler: str) 
 
 
 def search_step(stage: SearchStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> str:
-    """The design space of one network on one board (:func:`twindnn.hardware.colocate.search_network`).
+    """The design space of one network on one board (:func:`twindnn.hardware.search.search_network`).
 
     inputs: dataflow; outputs: designs (CSV, with the limit of the fastest fitting design), foldings (JSON list).
     """
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
-    role = "original" if stage.network == "original_q" else "twin"
     path = EstimatePath(inputs["dataflow"], board, mac=stage.mac)
-    designs, foldings, limit = co.search_network(path, role, board, float(stage.utilization), stage.fps_start,
+    designs, foldings, limit = search.search_network(path, stage.role, board, float(stage.utilization), stage.fps_start,
                                                  stage.fps_factor, stage.mvau_wwidth_max,
                                                  refine_steps=stage.refine_steps, log=log)
     designs.insert(0, "board", stage.board)
-    designs["fits"] = [co.fits(r, board, float(stage.utilization)) for _, r in designs.iterrows()]
+    designs["fits"] = [search.fits(r, board, float(stage.utilization)) for _, r in designs.iterrows()]
     designs["limit_of_fastest_fitting"] = limit
     designs["budget_utilization"] = float(stage.utilization)
     designs["source"] = SOURCE_ESTIMATE
@@ -191,7 +201,7 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
         row = designs[network].iloc[i]
         points[role] = {"network": network, "design": i, "replicas": k,
                         **{c: (row[c].item() if hasattr(row[c], "item") else row[c])
-                           for c in ("estimated_throughput_fps", "max_cycles", "critical_path_cycles", *co.RESOURCES)}}
+                           for c in ("estimated_throughput_fps", "max_cycles", "critical_path_cycles", *RESOURCES)}}
     Path(outputs["design_points"]).write_text(json.dumps({"board": stage.board, "twin": twin,
                                                           "scheduler": stage.scheduler, "roles": points,
                                                           "design_point": design_point}, indent=2))
@@ -205,8 +215,7 @@ def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     """
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     out_dir = Path(outputs["build_dir"])
-    mac = stage.twin_mac if outputs["role"] == "twin" else stage.original_mac
-    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado), mac=mac)
+    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado), mac=stage.mac)
     est["board"] = stage.board
     est["budget"] = board["resources"]
     est["source"] = SOURCE_ESTIMATE
@@ -215,12 +224,10 @@ def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     return {k: v for k, v in est.items() if k != "layers"}
 
 
-def build_pair_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
+def build_pair_step(stage: PairBuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     """The design point's twin and original as ONE design (FINN+'s multi-DNN Parallel mode): joint
     estimate reports, or with hardware.vivado the joint bitstream. inputs: twin_dataflow,
     original_dataflow, folding_twin, folding_original; outputs: estimates (JSON), build_dir."""
-    from .multi_dnn import build_pair
-
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     est = build_pair(inputs["twin_dataflow"], inputs["original_dataflow"], inputs["folding_twin"],
                      inputs["folding_original"], board, outputs["build_dir"], vivado=bool(stage.vivado),
@@ -233,10 +240,8 @@ def build_pair_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dic
 
 def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping) -> dict:
     """Time one deployed accelerator on its board over SSH. inputs: estimates, meta; outputs: report."""
-    from .board_timing import run_on_board
-
     est = json.loads(Path(inputs["estimates"]).read_text())
-    images, labels = data_lib.load_split(cache_dir(inputs), "test")
+    images, labels = data_lib.read_split(inputs, "test")
     scale = (est.get("host_output") or {}).get("logit_scale", 1.0)
     row = run_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
                        user=stage.user, batch_size=int(stage.batch_size), logit_scale=scale)
@@ -248,13 +253,11 @@ def board_timing_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping
 def board_pair_step(stage: BoardTimingStage, inputs: Mapping, outputs: Mapping) -> dict:
     """The pair on its board with the paper's host loop, beside the simulator's prediction.
     inputs: pair (the joint build's JSON), design_points, meta; outputs: report."""
-    from .board_timing import run_pair_on_board
-
     est = json.loads(Path(inputs["pair"]).read_text())
     dp = json.loads(Path(inputs["design_points"]).read_text())["design_point"]
     if dp is None:
         raise RuntimeError(f"{inputs['design_points']}: no fitting design point to time on the board")
-    images, labels = data_lib.load_split(cache_dir(inputs), "test")
+    images, labels = data_lib.read_split(inputs, "test")
     scale = {n: ((est["networks"][n].get("host_output") or {}).get("logit_scale", 1.0)) for n in ("twin", "original")}
     row = run_pair_on_board(est.get("deploy_dir") or "", np.asarray(images), np.asarray(labels), stage.host,
                             threshold=dp["threshold"], scheduler=dp["scheduler"], twin_scale=scale["twin"],
@@ -277,9 +280,9 @@ def tables_step(stage: TablesStage, inputs: Mapping, outputs: Mapping) -> str:
     system = pd.concat([pd.read_csv(p) for p in inputs["systems"]], ignore_index=True)
     head = tables.headline_table(system)
     head.to_csv(outputs["headline"], index=False)
-    tables.accuracy_vs_throughput_figure(system, outputs["figure"], gate=stage.gate, scheduler=stage.scheduler)
+    figures.accuracy_vs_throughput_figure(system, outputs["figure"], gate=stage.gate, scheduler=stage.scheduler)
     paper = tables.paper_table(head, stage.gate)
     paper.to_csv(outputs["paper_csv"], index=False)
     Path(outputs["paper_md"]).write_text(tables.paper_markdown(paper, stage.gate))
-    tables.paper_figure(head, outputs["paper_figure"], stage.gate)
+    figures.paper_figure(head, outputs["paper_figure"], stage.gate)
     return head.to_string(index=False)

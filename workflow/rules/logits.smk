@@ -1,7 +1,7 @@
 rule logits_original:
     input:
+        **get_split_files("val", "test"),
         checkpoint=rules.train_original.output.checkpoint,
-        meta=rules.prepare_data.output.meta,
     output:
         logits=f"{RESULTS}/logits/original.npz",
     log:
@@ -20,8 +20,8 @@ rule logits_original:
 
 rule logits_twin:
     input:
+        **get_split_files("val", "test"),
         checkpoint=rules.train_twin.output.checkpoint,
-        meta=rules.prepare_data.output.meta,
     output:
         logits=f"{RESULTS}/logits/twin_{{twin}}.npz",
     log:

@@ -8,7 +8,7 @@ original answer it correctly. Each network is a pipeline that accepts a new inpu
 engine is not). Inputs are waiting from time 0 (a throughput-bound stream), and an input's
 latency runs from when a network takes it to when its answer is final.
 
-Schedulers (:data:`twindnn.hardware.system_model.SCHEDULERS` gives their closed forms):
+Schedulers (:data:`twindnn.system.model.SCHEDULERS` gives their closed forms):
 
 - ``work_sharing`` (the paper's): the twin takes the next new input whenever it can; a forwarded
   input joins a queue for the original; the original takes the next queued input, **or, if the
@@ -22,6 +22,9 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from ..cascade import confidence, forwarded_mask
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,6 @@ def simulate(forward, twin_correct, original_correct, twin: Accelerator, origina
 def forwarded_inputs(twin_logits, labels, gate: str, threshold: float) -> np.ndarray:
     """The gate's decision per input (``confidence < threshold``); the oracle gate (NaN threshold)
     forwards exactly the inputs the twin gets wrong."""
-    from .cascade import confidence, forwarded_mask
-
     if np.isnan(threshold):
         return np.asarray(twin_logits).argmax(1) != np.asarray(labels)
     return forwarded_mask(confidence(twin_logits, gate), threshold)
@@ -132,8 +133,6 @@ def simulate_system_rows(system, points, twin_logits: dict, original_logits: dic
     The split is replayed as often as it takes to reach ``min_inputs`` inputs: a stream of a few
     hundred images lasts about as long as a deep pipeline's latency, and would measure the
     pipeline filling rather than the throughput."""
-    import pandas as pd
-
     repeats = max(1, -(-min_inputs // len(twin_logits["test_labels"])))
     labels = np.tile(twin_logits["test_labels"], repeats)
     twin_logits = {"test_logits": np.tile(twin_logits["test_logits"], (repeats, 1)), "test_labels": labels}

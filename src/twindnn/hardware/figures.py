@@ -1,0 +1,73 @@
+"""The FPGA figures: accuracy against system throughput, and the paper's speed-up against recovery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from ..cascade import DEFAULT_GATE
+from ..plotting import save_figure
+
+
+def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE,
+                                  scheduler: str = "work_sharing") -> None:
+    """Accuracy vs system throughput per board, for one gate and scheduler: TwinDNN through the
+    gate's operating points, the time-shared Big/Little baseline at the same points, the oracle
+    gate, each twin alone and the original alone (whole device). One colour per twin."""
+    boards = list(dict.fromkeys(system["board"]))
+    twins = list(dict.fromkeys(system["twin"]))
+    colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
+    available = [g for g in dict.fromkeys(system["gate"]) if g != "oracle"]
+    shown = gate if gate in available else (available[0] if available else gate)
+    fig = Figure(figsize=(5.5 * len(boards), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(boards), squeeze=False)
+    for ax, board in zip(axes[0], boards):
+        d = system[(system["board"] == board) & (system["scheduler"] == scheduler)]
+        for twin, g in d.groupby("twin", sort=False):
+            c = colours[twin]
+            ok = g[g["fits"].astype(bool)]
+            points = ok[ok["gate"] == shown].sort_values("forwarded_fraction")
+            ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], "o-", color=c, label=f"TwinDNN {twin}")
+            ax.plot(points["time_shared_fps"], points["cascade_accuracy"], "s--", color=c, alpha=0.6,
+                    label=f"time-shared Big/Little {twin}")
+            o = ok[ok["gate"] == "oracle"]
+            ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], "*", ms=13, color=c, label=f"oracle gate {twin}")
+            ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], "v", ms=8, color=c,
+                    label=f"twin {twin} alone")
+        if len(d) and np.isfinite(d["original_alone_fps"].iloc[0]):
+            ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=8,
+                    label="original alone (whole device)")
+        ax.set_xscale("log")
+        ax.set_xlabel("system throughput (frames/s, FINN+ estimate)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{board}: {scheduler}, gate {shown}, points = recovery targets", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    save_figure(fig, out_png, dpi=120)
+
+
+def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float, float] = (0.94, 1.90)) -> None:
+    """Speed-up vs accuracy recovery per board: each scheduler against the paper's baseline (b) and
+    the whole-device original (a), with the paper's claim (94 % recovered, 1.9x) as a star."""
+    rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
+    boards = list(dict.fromkeys(headline["board"]))
+    fig = Figure(figsize=(5.2 * len(boards), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(boards), squeeze=False)
+    colours = dict(zip(["work_sharing", "twin_first"], sns.color_palette("colorblind", 2)))
+    for ax, board in zip(axes[0], boards):
+        for (twin, scheduler), g in rows[rows["board"] == board].groupby(["twin", "scheduler"], sort=False):
+            g = g.sort_values("accuracy_recovery")
+            ax.plot(g["accuracy_recovery"], g["gain_vs_original_in_pair"], "o-", color=colours.get(scheduler),
+                    label=f"{twin}, {scheduler}: vs (b) same original")
+            ax.plot(g["accuracy_recovery"], g["gain_vs_original_alone"], "s--", color=colours.get(scheduler),
+                    alpha=0.6, label=f"{twin}, {scheduler}: vs (a) best whole-device original")
+        ax.plot(*anchor, "*", color="k", ms=14, label="paper: 94 % recovered, +90 % throughput")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_xlabel("accuracy recovery (test)")
+        ax.set_ylabel("throughput speed-up (FINN+ estimate)")
+        ax.set_title(f"{board}: gate {gate}", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    save_figure(fig, out_png, dpi=120)

@@ -1,0 +1,195 @@
+"""The FINN+ environment: the bottom of the hardware half, and the one place that sets FINN+ up.
+
+Everything FINN+ needs before a build runs is here, written once: the set-up
+(:func:`prepare_finn`), the build step lists, the build config (:func:`build_config`), the
+specialize-layers file that places the matrix units' MACs (:func:`write_specialize_config`), the
+bitstream options of a board (:func:`bitstream_options`) and the build runner (:func:`run_build`).
+The estimate path, the builds and the multi-DNN build sit above it and import from it.
+
+Estimate-only without Vivado
+----------------------------
+finn-plus 1.6.1 has no official estimate-only mode without a Vivado install. It works
+once three things are done, and :func:`prepare_finn` is the only place that does them:
+
+1. ``finn.util.settings.initialize_dummy_settings()`` (otherwise FINN demands its CLI);
+2. ``finn.xsi.SimEngine`` is set before ``finn.builder.build_dataflow_steps`` is imported
+   (the import otherwise loads Vivado's XSI simulator); a placeholder class is enough,
+   since no estimate step simulates anything;
+3. ``XILINX_VIVADO`` names a path (read only for the build's metadata).
+
+With ``vivado=True`` none of these placeholders is installed: FINN is initialized
+against the real ``XILINX_VIVADO`` (and refuses clearly where it is missing).
+
+FINN+ modules that need this set-up (``finn.builder.build_dataflow``,
+``finn.builder.build_dataflow_steps``, ``finn.util.settings``) are imported inside the functions
+that call :func:`prepare_finn` first; the rest of FINN+ and qonnx import at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+
+# Board-independent front end, run once per network: QONNX -> HW layers -> dataflow partition.
+PREPARE_STEPS = [
+    "step_qonnx_to_finn",
+    "step_tidy_up",
+    "step_residual_streamline",
+    "step_convert_to_hw",
+    "step_check_all_mapped",
+    "step_minimize_bit_width_initial",
+    "step_create_dataflow_partition",
+]
+# Per board and folding, from the prepared dataflow model.
+ESTIMATE_STEPS = [
+    "step_specialize_layers",
+    "step_apply_folding_config",
+    "step_minimize_bit_width",
+    "step_generate_estimate_reports",
+]
+BITSTREAM_STEPS = [
+    "step_generate_hardware",
+    "step_create_stitched_ip",
+    "step_synthesize_bitfile",
+    "step_make_driver",
+    "step_deployment_package",
+]
+
+
+class UnmappedNodeError(RuntimeError):
+    """A node that FINN could not map to a hardware layer (it would fall outside the dataflow partition)."""
+
+
+class VivadoMissingError(RuntimeError):
+    """A bitstream build was requested but Vivado is not installed or not on the environment."""
+
+
+_PREPARED: str | None = None
+
+
+def vivado_path() -> str | None:
+    """The Vivado install named by ``XILINX_VIVADO`` (or found on PATH), else None."""
+    env = os.environ.get("XILINX_VIVADO")
+    if env and Path(env, "bin", "vivado").exists():
+        return env
+    exe = shutil.which("vivado")
+    return str(Path(exe).parent.parent) if exe else None
+
+
+def prepare_finn(vivado: bool = False) -> None:
+    """Initialize finn-plus once per process: estimate-only placeholders, or the real Vivado.
+
+    This is the single place where FINN+ is made to run without Vivado (see module docstring).
+    """
+    global _PREPARED
+    mode = "vivado" if vivado else "estimate"
+    if mode == _PREPARED:
+        return
+    if _PREPARED is not None:
+        raise RuntimeError(f"FINN+ was already initialized for {_PREPARED!r} builds in this process.")
+    if vivado:
+        path = vivado_path()
+        if path is None:
+            raise VivadoMissingError(
+                "hardware.vivado is true but no Vivado was found: set XILINX_VIVADO to a Vivado install "
+                "(with bin/vivado) or put vivado on PATH, and for Alveo boards also Vitis (XILINX_VITIS) "
+                "and the platform files. Set hardware.vivado: false for estimate-only builds."
+            )
+        os.environ["XILINX_VIVADO"] = path
+    else:
+        os.environ.setdefault("XILINX_VIVADO", "/nonexistent/vivado-not-needed-for-estimates")
+        import finn.xsi  # only the estimate-only set-up touches the simulator module
+
+        if "SimEngine" not in vars(finn.xsi):
+
+            class _NoSimulator:  # estimate steps never simulate
+                def __init__(self, *args, **kwargs):
+                    raise RuntimeError("RTL simulation needs Vivado's XSI; this is an estimate-only FINN+ setup.")
+
+            finn.xsi.SimEngine = _NoSimulator
+    from finn.util import settings  # read after the environment above is set
+
+    if getattr(settings, "_SETTINGS", None) is None:
+        settings.initialize_dummy_settings()
+    _PREPARED = mode
+
+
+# --------------------------------------------------------------------------- build config
+
+MACS = ("auto", "lut", "dsp")
+MATRIX_UNITS = ("MVAU", "VVAU")
+
+
+def specialize_config(dataflow_onnx, mac: str) -> dict | None:
+    """FINN's ``specialize_layers_config_file`` content for a MAC resource choice.
+
+    ``auto``: FINN+ decides (RTL matrix units on DSPs where the widths fit); ``lut`` (the paper's
+    twin): HLS matrix units, whose multipliers go to LUTs (``resType`` set by
+    :func:`twindnn.hardware.estimate.mac_attributes`); ``dsp``: HLS units with ``resType="dsp"``
+    where FINN+ would not pick an RTL one.
+    """
+    if mac not in MACS:
+        raise ValueError(f"mac resource {mac!r}: use one of {', '.join(MACS)}")
+    if mac != "lut":
+        return None
+    import onnx  # deferred: only the LUT placement reads the graph
+
+    model = onnx.load(str(dataflow_onnx), load_external_data=False)
+    return {"Defaults": {}, **{n.name: {"preferred_impl_style": "hls"} for n in model.graph.node
+                               if n.op_type in MATRIX_UNITS}}
+
+
+def write_specialize_config(dataflow_onnx, mac: str, path) -> Path | None:
+    """Write :func:`specialize_config` to ``path``; None (and no file) where FINN+ decides alone."""
+    spec = specialize_config(dataflow_onnx, mac)
+    if spec is None:
+        return None
+    path = Path(path).absolute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def bitstream_options(board: dict) -> tuple[list, dict]:
+    """The outputs and config keys that take a build on to the bitstream, driver and deployment
+    package for ``board`` (beyond the estimate reports)."""
+    outputs = [DataflowOutputType.BITFILE, DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
+    shell = ShellFlowType.VITIS_ALVEO if board.get("shell") == "alveo" else ShellFlowType.VIVADO_ZYNQ
+    return outputs, {"board": board["finn_board"], "shell_flow_type": shell}
+
+
+ESTIMATE_OUTPUTS = [DataflowOutputType.ESTIMATE_REPORTS]
+
+
+def build_config(output_dir, steps, outputs, fpga_part, clock_mhz, custom_steps: dict | None = None,
+                 **extra) -> DataflowBuildConfig:
+    """FINN+'s build config; ``custom_steps`` maps the names in ``steps`` that are this repository's
+    own steps (:mod:`twindnn.hardware.streamline`) to their functions."""
+    custom = custom_steps or {}
+    return DataflowBuildConfig(
+        output_dir=str(output_dir), synth_clk_period_ns=1000.0 / float(clock_mhz),
+        steps=[custom.get(s, s) for s in steps], generate_outputs=outputs, fpga_part=fpga_part,
+        verbose=False, enable_build_pdb_debug=False, **extra,
+    )
+
+
+def run_build(onnx_path, cfg, what: str | None = None, scratch_dir=None) -> None:
+    """Run FINN+'s ``build_dataflow_cfg``; a failed build raises :class:`UnmappedNodeError` (a node
+    FINN could not map) or ``RuntimeError`` with the end of its log. FINN's scratch files go to
+    ``scratch_dir`` (default: beside the build), not into the working directory."""
+    from finn.builder.build_dataflow import build_dataflow_cfg  # needs prepare_finn() first
+    from finn.util.settings import get_settings
+
+    Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
+    get_settings().finn_build_dir = Path(scratch_dir or Path(cfg.output_dir) / "finn_tmp").absolute()
+    status = build_dataflow_cfg(None if onnx_path is None else str(onnx_path), cfg)
+    if status != 0:
+        log = Path(cfg.output_dir) / "build_dataflow.log"
+        text = log.read_text() if log.exists() else ""
+        if "could not map" in text:
+            raise UnmappedNodeError(text[text.index("could not map"):].split("\n")[0])
+        raise RuntimeError(f"FINN+ build of {what or onnx_path} failed (status {status}); see {log}:\n{text[-3000:]}")

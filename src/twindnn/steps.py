@@ -1,0 +1,152 @@
+"""The software half's steps that the rule scripts call, each ``step(stage, inputs, outputs)``.
+
+``stage`` is the rule's config object (:mod:`twindnn.config`); ``inputs`` and ``outputs`` map the
+rule's input/output names to paths (a rule's ``snakemake.input`` / ``snakemake.output``, or a dict).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from torchvision.transforms.v2.functional import center_crop
+
+from . import data as data_lib
+from . import report
+from .artifacts import load_npz, save_logits
+from .cascade import run_cascade
+from .config import AnchorsStage, CascadeStage, DataStage, LogitsStage, ReportStage, ThroughputStage, TrainStage
+from .models import Normalize, QuantSpec, build_model, checkpoint_meta, create_twin, input_meta, load_trained
+from .provenance import collect, file_sha256
+from .table_io import write_table
+from .throughput import measure_throughput
+from .train import fit
+
+# --------------------------------------------------------------------------- steps
+
+
+def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
+    """inputs: meta (the dataset cache's meta.json), train_images/labels, val_images/labels;
+    outputs: checkpoint, metrics, work_dir."""
+    meta_in = input_meta(data_lib.read_meta(inputs["meta"]), stage.input_size)
+    cfg = stage.fit_config()
+    torch.manual_seed(stage.seed)
+    model = build_model("original", stage.model, meta_in)
+    train_set, val_set = data_lib.training_datasets(inputs, meta_in, cfg["augment"])
+    return fit(model, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
+               outputs["checkpoint"], outputs["metrics"], checkpoint_meta("original", stage.model, meta_in),
+               log=log, stop_after_epoch=stop_after_epoch,
+               fingerprint=stage.fingerprint(data=file_sha256(inputs["meta"])))
+
+
+def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
+    """QAT of one twin, initialized from (and optionally distilled from) the trained original.
+
+    inputs: meta, train_images/labels, val_images/labels, original (its checkpoint); outputs: checkpoint,
+    metrics, work_dir.
+    """
+    spec = QuantSpec.from_config(stage.twin_name, stage.twin)
+    original, source = load_trained(inputs["original"])
+    cfg = stage.fit_config()
+    torch.manual_seed(stage.seed)
+    twin = create_twin(original, spec, init_from_original=True)
+    meta_in = source["data_meta"]
+    train_set, val_set = data_lib.training_datasets(inputs, meta_in, cfg["augment"])
+    teacher = original if float(cfg["distill_alpha"]) > 0 else None
+    # The twin's fingerprint includes the original it starts from: a retrained original retrains the twin.
+    fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
+    return fit(twin, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
+               outputs["checkpoint"], outputs["metrics"], checkpoint_meta("twin", source["model_cfg"], meta_in, spec),
+               teacher=teacher, log=log, stop_after_epoch=stop_after_epoch, fingerprint=fingerprint)
+
+
+def logits(stage: LogitsStage, inputs: Mapping, outputs: Mapping) -> dict:
+    """inputs: checkpoint, meta, val_images/labels, test_images/labels; outputs: logits (npz)."""
+    return save_logits(inputs["checkpoint"], inputs, outputs["logits"], device=stage.device)
+
+
+def prepare_data(stage: DataStage, inputs: Mapping, outputs: Mapping, workers: int = 1) -> dict:
+    """outputs: meta (the cache's meta.json) and the split arrays <split>_images, <split>_labels."""
+    meta = data_lib.prepare_dataset_files(stage.dataset, outputs, workers=workers)
+    return {k: v for k, v in meta.items() if k != "classes"}
+
+
+def cascade(stage: CascadeStage, inputs: Mapping, outputs: Mapping) -> str:
+    """Sweep the gates of one twin, choose its operating points on val. inputs: twin_logits,
+    original_logits; outputs: sweep, operating_points (CSV)."""
+    sweep, points = run_cascade(load_npz(inputs["twin_logits"]), load_npz(inputs["original_logits"]),
+                                gates=list(stage.gates), targets=list(stage.targets))
+    for path in (outputs["sweep"], outputs["operating_points"]):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sweep.to_csv(outputs["sweep"], index=False)
+    points.to_csv(outputs["operating_points"], index=False)
+    return f"{len(sweep)} sweep rows, {len(points)} operating points\n{points.to_string(index=False)}"
+
+
+def throughput(stage: ThroughputStage, inputs: Mapping, outputs: Mapping) -> str:
+    """Time the original, the twin and the real cascade on this machine. inputs: original, twin
+    (checkpoints), images (the cached test images); outputs: throughput (CSV)."""
+    original, meta = load_trained(inputs["original"])
+    twin, _ = load_trained(inputs["twin"])
+    data_meta = meta["data_meta"]
+    images = torch.from_numpy(np.array(np.load(inputs["images"], mmap_mode="r")[: stage.batch_size]))
+    images = images.permute(0, 3, 1, 2)
+    size = data_meta["image_size"]
+    if images.shape[-1] != size:  # ImageNet: the cache is larger than the network input
+        images = center_crop(images, [size, size])
+    table = measure_throughput(original, twin, images,
+                               forwarded_fractions=stage.forwarded_fractions, batch_size=stage.batch_size,
+                               warmup=stage.warmup, repeats=stage.repeats, device=stage.device, gate=stage.gate,
+                               preprocess=Normalize(data_meta["mean"], data_meta["std"]))
+    table.to_csv(outputs["throughput"], index=False)
+    return table.to_string(index=False)
+
+
+def _tagged(paths, twins) -> pd.DataFrame:
+    """Concatenate per-twin CSV files, adding the twin's name as a column."""
+    if len(paths) != len(twins):
+        raise ValueError(f"{len(paths)} files for {len(twins)} twins: {list(paths)}")
+    return pd.concat([pd.read_csv(p).assign(twin=t) for p, t in zip(paths, twins)], ignore_index=True)
+
+
+def report_tables(stage: ReportStage, inputs: Mapping, outputs: Mapping) -> str:
+    """The summary table and figures of one run (see workflow/rules/report.smk for the names)."""
+    twins = list(stage.twins)
+    data_meta = data_lib.read_meta(inputs["data_meta"])
+    summary = report.summary_table(_tagged(inputs["operating_points"], twins), _tagged(inputs["throughput"], twins))
+    where = f"{data_meta['dataset'] if 'dataset' in data_meta else 'unknown dataset'} / run {stage.run_name}"
+    provenance = collect(stage.provenance(), data_meta, config_digest=stage.config_sha256)
+    write_table(summary, outputs["summary_csv"], outputs["summary_md"], outputs["summary_tex"], provenance,
+                title=f"TwinDNN operating points, {where} (test split)")
+    report.plot_accuracy_vs_forwarded(_tagged(inputs["sweeps"], twins), outputs["fig_accuracy_forwarded"],
+                                      title=f"{where}: test accuracy vs forwarded fraction (cascade sweeps)")
+    logits = {t: load_npz(p) for p, t in zip(inputs["twin_logits"], twins)}
+    report.plot_confidence_histograms(logits, outputs["fig_confidence"], gate=stage.gate,
+                                      title=f"{where}: twin confidence ({stage.gate} gate) on test (twin logits)")
+    devices = sorted(summary["throughput_device"].unique())
+    report.plot_accuracy_vs_throughput(
+        summary, outputs["fig_accuracy_throughput"],
+        title=f"{where}: test accuracy vs throughput measured on {'; '.join(devices)}, not FPGA")
+    return summary.to_string(index=False)
+
+
+def compare_anchors(stage: AnchorsStage, inputs: Mapping, outputs: Mapping) -> str:
+    """This run's recovery, accuracies and FPGA gain beside the published anchors."""
+    anchors = yaml.safe_load(Path(inputs["anchors"]).read_text())
+    data_meta = data_lib.read_meta(inputs["data_meta"])
+    twin_bits = {}
+    for name, entry in stage.twins.items():
+        spec = QuantSpec.from_config(name, entry)
+        twin_bits[name] = ("T" if spec.ternary else spec.weight_bits, spec.act_bits)
+    headline = pd.read_csv(inputs["fpga_headline"]) if "fpga_headline" in inputs else None
+    table = report.anchor_table(pd.read_csv(inputs["summary"]), anchors, twin_bits, data_meta["dataset"], headline,
+                                gate=stage.gate, design=stage.design)
+    provenance = collect(stage.provenance(), data_meta, config_digest=stage.config_sha256)
+    write_table(table, outputs["csv"], outputs["md"], outputs["tex"], provenance,
+                title=f"{stage.run_name}: this run beside the published anchors")
+    return table.to_string(index=False)

@@ -1,6 +1,6 @@
 """Rule hw_export: one network to QONNX, checked against PyTorch on real test images."""
 from twindnn.config import ExportStage
-from twindnn.hardware.steps import export_step
 from twindnn.snakemake_io import run_rule
+from twindnn.steps.fpga import export_step
 
 run_rule(snakemake, ExportStage, export_step)

@@ -2,7 +2,7 @@
 import sys
 
 from twindnn.config import SearchStage
-from twindnn.hardware.steps import search_step
 from twindnn.snakemake_io import run_rule
+from twindnn.steps.fpga import search_step
 
 run_rule(snakemake, SearchStage, search_step, log=sys.stderr)

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "src" / "twindnn"
 # its modules (twindnn.data) sits above them. The software and hardware halves share the layers.
 LAYERS = [
     # 0: facts and formulas, importing nothing of the package
-    ["twindnn", "twindnn.system", "twindnn.hardware", "twindnn.device", "twindnn.snakemake_io",
+    ["twindnn", "twindnn.system", "twindnn.hardware", "twindnn.steps", "twindnn.device", "twindnn.snakemake_io",
      "twindnn.plotting", "twindnn.system.model", "twindnn.system.host_loop", "twindnn.hardware.boards",
      "twindnn.hardware.finn_env", "twindnn.data.base", "twindnn.data.split"],
     # 1: networks, gates, provenance, decoding, FINN+ steps, the board link
@@ -36,7 +36,7 @@ LAYERS = [
     # 6: what the steps hand each other
     ["twindnn.artifacts"],
     # 7: the steps of both halves (the rule scripts call these)
-    ["twindnn.steps", "twindnn.hardware.steps"],
+    ["twindnn.steps.software", "twindnn.steps.fpga"],
     # 8: entry points
     ["twindnn.launch", "twindnn.benchmark", "twindnn.publish"],
     ["twindnn.cli"],

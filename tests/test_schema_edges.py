@@ -364,11 +364,6 @@ OTHER_UNREAD = [
 ]
 
 
-@pytest.mark.parametrize("what, edit, message", OTHER_UNREAD, ids=[u[0] for u in OTHER_UNREAD])
-def test_option_nothing_reads_is_refused(what, edit, message):
-    cfg = tiny()
-    edit(cfg)
-    assert message in refused(cfg)
 
 
 def test_options_that_are_read_are_accepted():
@@ -415,8 +410,9 @@ REFERENCES = [
 ]
 
 
-@pytest.mark.parametrize("what, edit, message", REFERENCES, ids=[r[0] for r in REFERENCES])
-def test_name_not_configured_is_refused(what, edit, message):
+@pytest.mark.parametrize("what, edit, message", OTHER_UNREAD + REFERENCES,
+                         ids=[u[0] for u in OTHER_UNREAD + REFERENCES])
+def test_option_nothing_reads_or_name_not_configured_is_refused(what, edit, message):
     cfg = tiny()
     edit(cfg)
     assert message in refused(cfg)

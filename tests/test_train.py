@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-from twindnn import config, data, steps
+from twindnn import config, data
 from twindnn.launch import job_spec
+from twindnn.steps import software as steps
 from twindnn.train import cosine_lr, distillation_loss
 
 CONFIG = config.validated({

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from . import steps
 from .config import TrainStage
+from .steps import software as steps
 
 
 def job_spec(stage: TrainStage, inputs: Mapping, outputs: Mapping) -> dict:
@@ -22,7 +22,7 @@ def job_spec(stage: TrainStage, inputs: Mapping, outputs: Mapping) -> dict:
 
 
 def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int = 0, log=sys.stderr):
-    """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.steps`.
+    """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.steps.software`.
 
     With ``gpus > 1`` the job re-enters through ``torchrun --standalone`` (DistributedDataParallel).
     """

@@ -51,7 +51,7 @@ def quantize_original(original_checkpoint, weight_bits: int = 8, act_bits: int =
     (same topology, FINN-friendly residual adds); weights and BN statistics are copied from
     the original and the activation scales are calibrated on ``calibration_images``
     (uint8 NHWC). A short QAT (``twindnn.train.fit``) can follow; see
-    :func:`twindnn.hardware.steps.quantize_original_step`.
+    :func:`twindnn.steps.fpga.quantize_original_step`.
     """
     if act_bits > MAX_ACT_BITS:
         raise ValueError(f"hardware.original_quant.act_bits {act_bits}: FINN computes activations as thresholds "

@@ -40,11 +40,8 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
             ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=8,
                     label="original alone (whole device)")
         ax.set_xscale("log")
-        ax.set_xlabel("system throughput (frames/s, FINN+ estimate)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{board}: {scheduler}, gate {shown}, points = recovery targets", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _label(ax, "system throughput (frames/s, FINN+ estimate)", "test accuracy",
+               f"{board}: {scheduler}, gate {shown}, points = recovery targets", legend_size=7)
     save_figure(fig, out_png, dpi=120)
 
 
@@ -65,9 +62,14 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
                     alpha=0.6, label=f"{twin}, {scheduler}: vs (a) best whole-device original")
         ax.plot(*anchor, "*", color="k", ms=14, label="paper: 94 % recovered, +90 % throughput")
         ax.axhline(1.0, color="grey", lw=0.8)
-        ax.set_xlabel("accuracy recovery (test)")
-        ax.set_ylabel("throughput speed-up (FINN+ estimate)")
-        ax.set_title(f"{board}: gate {gate}", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+        _label(ax, "accuracy recovery (test)", "throughput speed-up (FINN+ estimate)", f"{board}: gate {gate}",
+               legend_size=6)
     save_figure(fig, out_png, dpi=120)
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import ORIGINAL_NETWORK, TWIN_PREFIX
 from ..system.model import SOURCE_ESTIMATE, SOURCE_MEASURED
 from ..table_io import markdown_table
 from .boards import RESOURCES, load_board
@@ -145,7 +146,7 @@ def fps_table(resources: pd.DataFrame, board_jsons: list, check_csvs: list = ())
     checks = graph_checks(list(check_csvs))
     if table.empty or checks.empty:
         return table
-    table["exported"] = np.where(table["network"] == "twin", "twin_" + table["twin"], "original_q")
+    table["exported"] = np.where(table["network"] == "twin", TWIN_PREFIX + table["twin"], ORIGINAL_NETWORK)
     checks = checks.rename(columns={"images": "graph_check_images",
                                     "prediction_agreement": "graph_agreement_with_model",
                                     "qonnx_accuracy": "model_accuracy_on_check",

@@ -16,16 +16,16 @@ import torch
 import yaml
 from torchvision.transforms.v2.functional import center_crop
 
-from . import data as data_lib
-from . import report
-from .artifacts import load_npz, save_logits
-from .cascade import run_cascade
-from .config import AnchorsStage, CascadeStage, DataStage, LogitsStage, ReportStage, ThroughputStage, TrainStage
-from .models import Normalize, QuantSpec, build_model, checkpoint_meta, create_twin, input_meta, load_trained
-from .provenance import collect, file_sha256
-from .table_io import write_table
-from .throughput import measure_throughput
-from .train import fit
+from .. import data as data_lib
+from .. import report
+from ..artifacts import load_npz, save_logits
+from ..cascade import run_cascade
+from ..config import AnchorsStage, CascadeStage, DataStage, LogitsStage, ReportStage, ThroughputStage, TrainStage
+from ..models import Normalize, QuantSpec, build_model, checkpoint_meta, create_twin, input_meta, load_trained
+from ..provenance import collect, file_sha256
+from ..table_io import write_table
+from ..throughput import measure_throughput
+from ..train import fit
 
 # --------------------------------------------------------------------------- steps
 

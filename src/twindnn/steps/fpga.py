@@ -1,8 +1,9 @@
 """The FPGA half's steps that the ``scripts/hw_*.py`` rule scripts call, each ``step(stage, inputs, outputs)``.
 
 ``stage`` is the rule's config object (:mod:`twindnn.config`); ``inputs`` and ``outputs`` map the
-rule's input/output names to paths. The glue they share with the training half (datasets,
-checkpoint metadata, logits) lives in :mod:`twindnn.steps`.
+rule's input/output names to paths. What they share with the software half lives below both:
+datasets in :mod:`twindnn.data`, checkpoints in :mod:`twindnn.models`, logits files in
+:mod:`twindnn.artifacts`, the system model in :mod:`twindnn.system`.
 """
 
 from __future__ import annotations
@@ -29,19 +30,19 @@ from ..config import (
     SearchStage,
     TablesStage,
 )
+from ..hardware import colocate as co
+from ..hardware import figures, search, tables
+from ..hardware.board_timing import run_on_board, run_pair_on_board
+from ..hardware.boards import RESOURCES, load_board
+from ..hardware.estimate import EstimatePath
+from ..hardware.export import check_export, export_qonnx_model, qonnx_logits, quantize_original
+from ..hardware.finn_build import build_network, prepare_network
+from ..hardware.multi_dnn import build_pair
 from ..models import checkpoint_meta, load_trained
 from ..provenance import file_sha256
 from ..system.model import SOURCE_ESTIMATE
 from ..system.simulate import simulate_system_rows
 from ..train import fit, save_checkpoint
-from . import colocate as co
-from . import figures, search, tables
-from .board_timing import run_on_board, run_pair_on_board
-from .boards import RESOURCES, load_board
-from .estimate import EstimatePath
-from .export import check_export, export_qonnx_model, qonnx_logits, quantize_original
-from .finn_build import build_network, prepare_network
-from .multi_dnn import build_pair
 
 
 def quantize_original_step(stage: QuantizeStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> dict:

@@ -26,8 +26,7 @@ from torch.utils.data import DataLoader
 from . import data as data_lib
 from .config import validated
 from .device import describe_device
-from .models import Normalize, QuantSpec, build_model, create_twin
-from .steps import input_meta
+from .models import Normalize, QuantSpec, build_model, create_twin, input_meta
 from .train import _autocast, make_optimizer, pick_device
 
 

@@ -109,7 +109,7 @@ def test_recovery_is_nan_when_the_twin_is_not_worse():
     table = cascade.sweep(ORIGINAL_ALL_RIGHT, TWIN, LABELS, "max_softmax")  # roles swapped
     assert table["accuracy_recovery"].isna().all()
     points = cascade.choose_operating_points(table, [0.5])
-    assert not points["target_reached"].iloc[0]
+    assert not points["target_reached_val"].iloc[0]
     # Best accuracy there is forwarding nothing (the better "twin" alone), lowest threshold.
     assert points["val_forwarded_fraction"].iloc[0] == 0.0
     assert points["val_system_accuracy"].iloc[0] == 1.0
@@ -129,7 +129,7 @@ def test_choose_operating_points_by_hand():
     points = cascade.choose_operating_points(table, [0.0, 0.5, 0.9, 1.0, 1.5])
     assert points["threshold"].tolist() == pytest.approx([-np.inf, SIG[1], SIG[2], SIG[2], SIG[2]])
     assert points["val_forwarded_fraction"].tolist() == [0.0, 0.25, 0.5, 0.5, 0.5]
-    assert points["target_reached"].tolist() == [True, True, True, True, False]
+    assert points["target_reached_val"].tolist() == [True, True, True, True, False]
     assert set(points["target_kind"]) == {"accuracy_recovery"}
 
 
@@ -138,7 +138,7 @@ def test_choose_by_budget_by_hand():
     points = cascade.choose_by_budget(table, [0.0, 0.3, 0.6, 1.0])
     assert points["val_forwarded_fraction"].tolist() == [0.0, 0.25, 0.5, 0.5]
     assert points["val_system_accuracy"].tolist() == [0.5, 0.75, 1.0, 1.0]
-    assert points["target_reached"].all()
+    assert points["target_reached_val"].all()
 
 
 def _files(twin_val, twin_test, orig_val, orig_test, val_labels, test_labels):

@@ -42,13 +42,16 @@ def _throughput(twin_fps=1000.0):
 
 
 def _points(twin, fractions):
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "twin": twin,
             "gate": "max_softmax",
             "target_kind": "accuracy_recovery",
             "target_value": [0.5, 0.9][: len(fractions)],
-            "target_reached": True,
+            "selection": "point",
+            "target_reached_val": True,
+            "target_met_test": True,
+            "test_recovery_meaningful": True,
             "threshold": 0.8,
             "val_forwarded_fraction": fractions,
             "val_system_accuracy": 0.9,
@@ -58,8 +61,13 @@ def _points(twin, fractions):
             "test_accuracy_recovery": [0.5, 1.0][: len(fractions)],
             "test_twin_accuracy": 0.8,
             "test_original_accuracy": 0.9,
+            "test_accuracy_loss": 0.0,
         }
     )
+    for column in cascade.OPERATING_POINT_COLUMNS:  # intervals: the value itself (their width is tested elsewhere)
+        if column.endswith(("_ci95_low", "_ci95_high")) and column.rsplit("_ci95", 1)[0] in frame:
+            frame[column] = frame[column.rsplit("_ci95", 1)[0]]
+    return frame
 
 
 def test_summary_table_interpolates_measured_cascade_speed():
@@ -178,7 +186,7 @@ def test_rule_scripts_end_to_end(tmp_path):
         np.savez(tmp_path / f"twin_{name}.npz", **twin)
         np.savez(tmp_path / f"original_{name}.npz", **original)
         cascade_job = _job(
-            CascadeStage(gates=["max_softmax", "margin"], targets=[0.5, 0.9]),
+            CascadeStage(gates=["max_softmax", "margin"], targets={"accuracy_recovery": [0.5, 0.9]}, delta=0.1),
             input=_namespace(
                 twin_logits=str(tmp_path / f"twin_{name}.npz"), original_logits=str(tmp_path / f"original_{name}.npz")
             ),
@@ -193,7 +201,8 @@ def test_rule_scripts_end_to_end(tmp_path):
         _throughput().to_csv(tmp_path / "throughput" / f"{name}.csv", index=False)
 
     points = pd.read_csv(tmp_path / "cascade" / "w1a1_operating_points.csv")
-    assert list(points.columns) == cascade.OPERATING_POINT_COLUMNS and len(points) == 4
+    # 2 gates x 2 targets x 2 selection rules (point, guaranteed)
+    assert list(points.columns) == cascade.OPERATING_POINT_COLUMNS and len(points) == 8
     assert "operating points" in (tmp_path / "logs" / "cascade_w1a1.log").read_text()
 
     (tmp_path / "meta.json").write_text(json.dumps({"dataset": "fashion_mnist", "source": "idx files in /data"}))
@@ -220,7 +229,7 @@ def test_rule_scripts_end_to_end(tmp_path):
     )
     runpy.run_path(str(ROOT / "scripts" / "report.py"), init_globals={"snakemake": report_job})
     summary = pd.read_csv(tmp_path / "tables" / "summary.csv")
-    assert len(summary) == 8 and summary["twin"].tolist()[:4] == ["w1a1"] * 4
+    assert len(summary) == 16 and summary["twin"].tolist()[:8] == ["w1a1"] * 8
     assert "idx files in /data" in (tmp_path / "tables" / "summary.md").read_text()
     for key in ("fig_accuracy_forwarded", "fig_confidence", "fig_accuracy_throughput"):
         _png(tmp_path / out[key])
@@ -248,6 +257,9 @@ def test_anchor_table_sets_run_beside_published_figures():
     summary = pd.DataFrame({
         "twin": ["w1a1", "w1a1"], "gate": ["max_softmax"] * 2, "target_kind": ["accuracy_recovery"] * 2,
         "target_value": [0.5, 0.94], "test_accuracy_recovery": [0.55, 0.96], "test_forwarded_fraction": [0.1, 0.3],
+        "selection": ["point"] * 2, "test_accuracy_recovery_ci95_low": [0.4, 0.9],
+        "test_accuracy_recovery_ci95_high": [0.7, 1.0], "target_met_test": [True, True],
+        "test_recovery_meaningful": [True, True],
         "twin_test_accuracy": [0.80, 0.80], "original_test_accuracy": [0.90, 0.90],
     })
     headline = pd.DataFrame({"board": ["ZCU104"] * 2, "twin": ["w1a1"] * 2, "gate": ["max_softmax"] * 2,

@@ -46,6 +46,11 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
                    "test_accuracy_recovery", "test_forwarded_fraction", "twindnn_throughput_fps"):
         assert column in summary.columns
     assert summary["test_forwarded_fraction"].between(0, 1).all()
+    # both threshold rules, every number with its interval; the FPGA half builds the configured rule's
+    assert set(summary["selection"]) == {"point", "guaranteed"}
+    for column in ("twindnn_test_accuracy", "test_accuracy_recovery", "test_forwarded_fraction"):
+        assert (summary[f"{column}_ci95_low"] <= summary[column] + 1e-12).all()
+        assert (summary[column] <= summary[f"{column}_ci95_high"] + 1e-12).all()
     md = (run / "tables" / "summary.md").read_text()
     assert "not on an FPGA" in md and "git" in md.lower()
     for fig in ("accuracy_vs_forwarded", "confidence_histograms", "accuracy_vs_throughput"):
@@ -61,6 +66,9 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
     assert (resources["source"] == "FINN+ estimate").all()
     assert (resources.loc[resources["network"] == "original_alone", "DSP"] > 0).all()
     headline = pd.read_csv(run / "tables" / "hw_headline.csv")
+    assert set(headline.loc[headline["gate"] != "oracle", "selection"]) == {"guaranteed"}  # tiny.yaml's rule
+    fitting = headline[headline["fits"]]
+    assert (fitting["twindnn_fps_ci95_low"] <= fitting["twindnn_fps"] + 1e-6).all()
     assert (headline["source"].str.contains("estimate")).all() and headline["fits"].all()
     assert set(headline["scheduler"]) == {"work_sharing", "twin_first"}
     for baseline in ("original_alone", "original_in_pair", "time_shared", "twin_alone"):

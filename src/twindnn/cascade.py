@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .operating_points import COUNT_COLUMNS, SELECTIONS, categories, meets, select, test_summary
+
 SWEEP_COLUMNS = [
     "gate",
     "threshold",
@@ -31,22 +33,31 @@ SWEEP_COLUMNS = [
     "twin_accuracy",
     "original_accuracy",
     "accuracy_recovery",
+    "accuracy_loss",
+    "kept_disagreement",
+    *COUNT_COLUMNS,
 ]
 
+# The test numbers of an operating point, each with its 95 % interval (twindnn.operating_points).
+_TESTED = ["forwarded_fraction", "system_accuracy", "accuracy_recovery", "accuracy_loss", "kept_disagreement",
+           "twin_accuracy", "original_accuracy", "gap"]
 OPERATING_POINT_COLUMNS = [
     "gate",
+    "selection",
+    "delta",
     "target_kind",
     "target_value",
-    "target_reached",
+    "target_reached_val",
+    "val_bound",
     "threshold",
     "val_forwarded_fraction",
     "val_system_accuracy",
     "val_accuracy_recovery",
-    "test_forwarded_fraction",
-    "test_system_accuracy",
-    "test_accuracy_recovery",
-    "test_twin_accuracy",
-    "test_original_accuracy",
+    "val_accuracy_loss",
+    "val_kept_disagreement",
+    *(f"test_{name}{suffix}" for name in _TESTED for suffix in ("", "_ci95_low", "_ci95_high")),
+    "test_recovery_meaningful",
+    "target_met_test",
 ]
 
 
@@ -107,7 +118,7 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 
 @register_gate("logit_margin", "top-1 minus top-2 raw logit")
 def logit_margin(logits: torch.Tensor) -> torch.Tensor:
-    """Top-1 minus top-2 raw logit, no softmax: the gate of the authors' FPGA code (see shared PAPER notes)."""
+    """Top-1 minus top-2 raw logit, no softmax: the gate of the authors' FPGA code (their host program)."""
     top2 = logits.topk(2, dim=1).values
     return top2[:, 0] - top2[:, 1]
 
@@ -214,20 +225,31 @@ def _check_pair(twin_logits, original_logits, labels) -> tuple[np.ndarray, np.nd
     return twin_logits, original_logits, labels
 
 
-def _sweep_scores(conf: np.ndarray, twin_ok: np.ndarray, orig_ok: np.ndarray, gate: str) -> pd.DataFrame:
+def _agree(twin_logits: np.ndarray, original_logits: np.ndarray) -> np.ndarray:
+    return np.asarray(twin_logits).argmax(axis=1) == np.asarray(original_logits).argmax(axis=1)
+
+
+def _sweep_scores(conf: np.ndarray, twin_ok: np.ndarray, orig_ok: np.ndarray, gate: str,
+                  agree: np.ndarray) -> pd.DataFrame:
     n = len(conf)
     order = np.argsort(conf, kind="stable")
     conf_sorted = conf[order]
-    # cum_x[k] = correct answers of x among the k least confident inputs.
-    cum_twin = np.concatenate([[0], np.cumsum(twin_ok[order])])
-    cum_orig = np.concatenate([[0], np.cumsum(orig_ok[order])])
-
     thresholds = np.concatenate([[-np.inf], np.unique(conf_sorted), [np.inf]])
     # Forwarded count at threshold t is #{conf < t}; side="left" never splits a tie.
     n_forwarded = np.searchsorted(conf_sorted, thresholds, side="left")
-    system_correct = cum_orig[n_forwarded] + (cum_twin[-1] - cum_twin[n_forwarded])
-    twin_correct, orig_correct = int(cum_twin[-1]), int(cum_orig[-1])
 
+    def forwarded(events):  # events among the n_forwarded least confident inputs, per threshold
+        return np.concatenate([[0], np.cumsum(np.asarray(events)[order])])[n_forwarded]
+
+    orig_only, twin_only = orig_ok & ~twin_ok, twin_ok & ~orig_ok
+    counts = {"orig_only_forwarded": forwarded(orig_only), "twin_only_forwarded": forwarded(twin_only)}
+    counts["orig_only_kept"] = int(orig_only.sum()) - counts["orig_only_forwarded"]
+    counts["twin_only_kept"] = int(twin_only.sum()) - counts["twin_only_forwarded"]
+    counts["kept_disagree"] = int((~agree).sum()) - forwarded(~agree)
+    twin_correct, orig_correct = int(twin_ok.sum()), int(orig_ok.sum())
+    # forwarded inputs answered by the original, kept ones by the twin
+    system_correct = twin_correct + counts["orig_only_forwarded"] - counts["twin_only_forwarded"]
+    kept = n - n_forwarded
     return pd.DataFrame(
         {
             "gate": gate,
@@ -238,15 +260,20 @@ def _sweep_scores(conf: np.ndarray, twin_ok: np.ndarray, orig_ok: np.ndarray, ga
             "original_accuracy": orig_correct / n,
             # From counts, so that e.g. 9/10 compares equal to a target of 0.9.
             "accuracy_recovery": accuracy_recovery(system_correct, twin_correct, orig_correct),
+            "accuracy_loss": (orig_correct - system_correct) / n,
+            "kept_disagreement": np.where(kept > 0, counts["kept_disagree"] / np.maximum(kept, 1), 0.0),
+            "images": n,
+            "forwarded": n_forwarded,
+            **counts,
         },
         columns=SWEEP_COLUMNS,
     )
 
 
-def _threshold_scores(conf, twin_ok, orig_ok, gate: str, threshold: float) -> dict:
+def _threshold_scores(conf, twin_ok, orig_ok, gate: str, threshold: float, agree=None) -> dict:
     forward = forwarded_mask(conf, threshold)
     system_ok = np.where(forward, orig_ok, twin_ok)
-    return {
+    out = {
         "gate": gate,
         "threshold": float(threshold),
         "forwarded_fraction": float(forward.mean()),
@@ -255,6 +282,9 @@ def _threshold_scores(conf, twin_ok, orig_ok, gate: str, threshold: float) -> di
         "original_accuracy": float(orig_ok.mean()),
         "accuracy_recovery": accuracy_recovery(system_ok.sum(), twin_ok.sum(), orig_ok.sum()),
     }
+    if agree is not None:
+        out.update(test_summary(categories(twin_ok, orig_ok, forward, agree)))
+    return out
 
 
 def sweep(twin_logits: np.ndarray, original_logits: np.ndarray, labels: np.ndarray, gate: str) -> pd.DataFrame:
@@ -267,7 +297,8 @@ def sweep(twin_logits: np.ndarray, original_logits: np.ndarray, labels: np.ndarr
     """
     twin_logits, original_logits, labels = _check_pair(twin_logits, original_logits, labels)
     conf = confidence(twin_logits, gate)
-    return _sweep_scores(conf, _correct(twin_logits, labels), _correct(original_logits, labels), gate)
+    return _sweep_scores(conf, _correct(twin_logits, labels), _correct(original_logits, labels), gate,
+                         _agree(twin_logits, original_logits))
 
 
 def evaluate_threshold(
@@ -313,16 +344,19 @@ def _best_accuracy_row(rows: pd.DataFrame) -> pd.Series:
     return ranked.iloc[0]
 
 
-def _point(row: pd.Series, gate: str, kind: str, value: float, reached: bool) -> dict:
+def _point(row: pd.Series, gate: str, kind: str, value: float, reached: bool, selection: str = "point",
+           delta: float = float("nan"), val_bound: float = float("nan")) -> dict:
     return {
         "gate": gate,
+        "selection": selection,
+        "delta": float(delta),
         "target_kind": kind,
         "target_value": float(value),
-        "target_reached": bool(reached),
+        "target_reached_val": bool(reached),
+        "val_bound": float(val_bound),
         "threshold": float(row["threshold"]),
-        "val_forwarded_fraction": float(row["forwarded_fraction"]),
-        "val_system_accuracy": float(row["system_accuracy"]),
-        "val_accuracy_recovery": float(row["accuracy_recovery"]),
+        **{f"val_{k}": float(row[k]) for k in ("forwarded_fraction", "system_accuracy", "accuracy_recovery",
+                                               "accuracy_loss", "kept_disagreement")},
     }
 
 
@@ -333,28 +367,36 @@ def _by_gate(val_sweep: pd.DataFrame):
     yield from val_sweep.groupby("gate", sort=False)
 
 
+_VAL_COLUMNS = OPERATING_POINT_COLUMNS[:13]
+
+
+def choose(val_sweep: pd.DataFrame, targets: dict, selection: str = "point", delta: float = 0.1) -> pd.DataFrame:
+    """Per gate, target kind and target value, the val threshold that ``selection`` chooses
+    (:func:`twindnn.operating_points.select`: ``point`` or ``guaranteed`` at level ``delta``).
+
+    ``targets`` maps a target kind (``accuracy_recovery``, ``max_accuracy_loss``,
+    ``max_disagreement``) to its values. Columns: the val half of ``OPERATING_POINT_COLUMNS``.
+    """
+    points = []
+    for gate, rows in _by_gate(val_sweep):
+        for kind, values in targets.items():
+            for target in values:
+                label, reached, used = select(rows, kind, float(target), selection, delta)
+                points.append(_point(rows.loc[label], gate, kind, target, reached, selection,
+                                     delta if selection == "guaranteed" else float("nan"), used))
+    return pd.DataFrame(points, columns=_VAL_COLUMNS)
+
+
 def choose_operating_points(val_sweep: pd.DataFrame, targets: Iterable[float]) -> pd.DataFrame:
-    """Per gate and target recovery, the val threshold that forwards least.
+    """Per gate and target recovery, the val threshold that forwards least (the point rule).
 
     For each target, the row of ``val_sweep`` with the smallest
     ``forwarded_fraction`` whose ``accuracy_recovery >= target`` (ties: lowest
     threshold). If no row reaches the target (or recovery is undefined because
     the twin is not worse than the original), the row with the highest
-    ``system_accuracy`` is taken and ``target_reached`` is False.
-
-    Columns: gate, target_kind ("accuracy_recovery"), target_value, target_reached,
-    threshold, val_forwarded_fraction, val_system_accuracy, val_accuracy_recovery.
+    ``system_accuracy`` is taken and ``target_reached_val`` is False.
     """
-    points = []
-    for gate, rows in _by_gate(val_sweep):
-        for target in targets:
-            reached = rows[rows["accuracy_recovery"] >= target]
-            if len(reached):
-                row = reached.sort_values(["forwarded_fraction", "threshold"], kind="stable").iloc[0]
-                points.append(_point(row, gate, "accuracy_recovery", target, True))
-            else:
-                points.append(_point(_best_accuracy_row(rows), gate, "accuracy_recovery", target, False))
-    return pd.DataFrame(points, columns=OPERATING_POINT_COLUMNS[:8])
+    return choose(val_sweep, {"accuracy_recovery": list(targets)}, "point")
 
 
 def choose_by_budget(val_sweep: pd.DataFrame, budgets: Iterable[float]) -> pd.DataFrame:
@@ -363,7 +405,7 @@ def choose_by_budget(val_sweep: pd.DataFrame, budgets: Iterable[float]) -> pd.Da
     For each budget b, among rows with ``forwarded_fraction <= b`` the one with the
     highest ``system_accuracy`` (ties: less forwarding, then lowest threshold).
     The ``-inf`` row forwards nothing, so every budget >= 0 is reachable.
-    Same columns as ``choose_operating_points`` with target_kind "forwarded_budget".
+    Same columns as :func:`choose` with target_kind "forwarded_budget".
     """
     points = []
     for gate, rows in _by_gate(val_sweep):
@@ -374,7 +416,7 @@ def choose_by_budget(val_sweep: pd.DataFrame, budgets: Iterable[float]) -> pd.Da
             else:
                 least = rows.sort_values(["forwarded_fraction", "threshold"], kind="stable").iloc[0]
                 points.append(_point(least, gate, "forwarded_budget", budget, False))
-    return pd.DataFrame(points, columns=OPERATING_POINT_COLUMNS[:8])
+    return pd.DataFrame(points, columns=_VAL_COLUMNS)
 
 
 # --------------------------------------------------------------------------- whole run
@@ -396,51 +438,76 @@ def _check_logit_files(twin: Mapping, original: Mapping) -> None:
             )
 
 
+def _target_met(points: pd.DataFrame) -> list:
+    met = []
+    for p in points.to_dict("records"):
+        if p["target_kind"] == "forwarded_budget":
+            met.append(bool(p["test_forwarded_fraction"] <= p["target_value"]))
+            continue
+        name = {"accuracy_recovery": "accuracy_recovery", "max_accuracy_loss": "accuracy_loss",
+                "max_disagreement": "kept_disagreement"}[p["target_kind"]]
+        met.append(bool(meets(p[f"test_{name}"], p["target_kind"], p["target_value"])))
+    return met
+
+
 def run_cascade(
     twin: Mapping,
     original: Mapping,
     gates: Sequence[str] | None = None,
-    targets: Sequence[float] = (),
+    targets: Sequence[float] | Mapping = (),
     budgets: Sequence[float] = (),
+    selections: Sequence[str] = ("point",),
+    delta: float = 0.1,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sweep every gate (default: all registered) on val and test, choose thresholds on val, report them on test.
 
     ``twin`` and ``original`` map ``val_logits``, ``val_labels``, ``test_logits``,
-    ``test_labels`` to arrays (as loaded from the logits ``.npz`` files).
+    ``test_labels`` to arrays (as loaded from the logits ``.npz`` files). ``targets``: recovery
+    targets, or a mapping of target kind to values (:func:`choose`); each is chosen by every rule
+    of ``selections`` (``point``, ``guaranteed`` at level ``delta``).
 
     Returns ``(sweep_df, operating_points_df)``. ``sweep_df`` has a ``split``
     column ("val"/"test") before ``SWEEP_COLUMNS``, and one row per split with
     gate "oracle" (threshold NaN). ``operating_points_df`` has one row per gate x
-    target (then per gate x budget), columns ``OPERATING_POINT_COLUMNS``.
+    target x selection (then per gate x budget), columns ``OPERATING_POINT_COLUMNS``: the val
+    estimate, and the test value with its 95 % interval and whether the target was met there.
     """
     _check_logit_files(twin, original)
     gates = _check_gates(GATES if gates is None else gates)
+    targets = dict(targets) if isinstance(targets, Mapping) else {"accuracy_recovery": list(targets)}
+    for selection in selections:
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection {selection!r}: use one of {SELECTIONS}")
     frames, scored = [], {}
     for split in ("val", "test"):
         args = _check_pair(twin[f"{split}_logits"], original[f"{split}_logits"], twin[f"{split}_labels"])
         twin_ok, orig_ok = _correct(args[0], args[2]), _correct(args[1], args[2])
+        agree = _agree(args[0], args[1])
         conf = confidences(args[0], gates)
-        scored[split] = (conf, twin_ok, orig_ok)
+        scored[split] = (conf, twin_ok, orig_ok, agree)
         for gate in gates:
-            frames.append(_sweep_scores(conf[gate], twin_ok, orig_ok, gate).assign(split=split))
+            frames.append(_sweep_scores(conf[gate], twin_ok, orig_ok, gate, agree).assign(split=split))
         frames.append(pd.DataFrame([{**oracle(*args), "gate": "oracle", "threshold": np.nan, "split": split}]))
     sweep_df = pd.concat(frames, ignore_index=True)[["split", *SWEEP_COLUMNS]]
 
     val = sweep_df[(sweep_df["split"] == "val") & sweep_df["gate"].isin(gates)]
-    chosen = [choose_operating_points(val, targets)]
+    chosen = [choose(val, targets, selection, delta) for selection in selections if any(targets.values())]
     if len(budgets):
         chosen.append(choose_by_budget(val, budgets))
-    points = pd.concat(chosen, ignore_index=True)
-    if points.empty:
+    if not chosen:
         return sweep_df, pd.DataFrame(columns=OPERATING_POINT_COLUMNS)
+    points = pd.concat(chosen, ignore_index=True)
 
-    conf, twin_ok, orig_ok = scored["test"]
+    conf, twin_ok, orig_ok, agree = scored["test"]
     test = pd.DataFrame(
-        [_threshold_scores(conf[g], twin_ok, orig_ok, g, t) for g, t in zip(points["gate"], points["threshold"])],
+        [_threshold_scores(conf[g], twin_ok, orig_ok, g, t, agree) for g, t in zip(points["gate"], points["threshold"])],
         index=points.index,
     )
-    for column in ("forwarded_fraction", "system_accuracy", "accuracy_recovery", "twin_accuracy", "original_accuracy"):
-        points[f"test_{column}"] = test[column]
+    for column in _TESTED:
+        for suffix in ("", "_ci95_low", "_ci95_high"):
+            points[f"test_{column}{suffix}"] = test[column + suffix]
+    points["test_recovery_meaningful"] = test["recovery_meaningful"]
+    points["target_met_test"] = _target_met(points)
     return sweep_df, points[OPERATING_POINT_COLUMNS]
 
 
@@ -449,19 +516,27 @@ def rescore_operating_points(twin_logits: Mapping, original_logits: Mapping, poi
 
     For pairing the twin with a different original than the one the thresholds were
     chosen with (e.g. the 8-bit original an FPGA runs). ``points`` needs gate,
-    target_kind, target_value, threshold. One row per point, then one for the oracle
-    gate: those four columns, then forwarded_fraction, system_accuracy,
-    twin_accuracy, original_accuracy, accuracy_recovery (test split).
+    target_kind, target_value, threshold (and ``selection``, kept where given). One row per point,
+    then one for the oracle gate: those columns, then forwarded_fraction, system_accuracy,
+    twin_accuracy, original_accuracy, accuracy_recovery on the test split, each of the first
+    three with its 95 % interval (``_ci95_low``, ``_ci95_high``).
     """
     twin_test, labels = twin_logits["test_logits"], twin_logits["test_labels"]
     original_test = original_logits["test_logits"]
+    twin_ok, orig_ok = _correct(twin_test, labels), _correct(original_test, labels)
+    agree = _agree(twin_test, original_test)
     scores = ("forwarded_fraction", "system_accuracy", "twin_accuracy", "original_accuracy", "accuracy_recovery")
+    intervals = [f"{k}{s}" for k in scores[:2] + ("accuracy_recovery",) for s in ("_ci95_low", "_ci95_high")]
+    keys = [k for k in ("gate", "selection", "target_kind", "target_value", "threshold") if k in points.columns]
     rows = []
     for p in points.to_dict("records"):
-        r = evaluate_threshold(twin_test, original_test, labels, p["gate"], float(p["threshold"]))
-        rows.append({**{k: p[k] for k in ("gate", "target_kind", "target_value", "threshold")},
-                     **{k: r[k] for k in scores}})
+        conf = confidence(twin_test, p["gate"])
+        r = _threshold_scores(conf, twin_ok, orig_ok, p["gate"], float(p["threshold"]), agree)
+        rows.append({**{k: p[k] for k in keys}, **{k: r[k] for k in (*scores, *intervals)}})
     o = oracle(twin_test, original_test, labels)
+    oracle_forward = ~twin_ok
+    r = test_summary(categories(twin_ok, orig_ok, oracle_forward, agree))
     rows.append({"gate": "oracle", "target_kind": "oracle", "target_value": np.nan, "threshold": np.nan,
-                 **{k: o[k] for k in scores}})
+                 **({"selection": "oracle"} if "selection" in keys else {}),
+                 **{k: o[k] for k in scores}, **{k: r[k] for k in intervals}})
     return pd.DataFrame(rows)

@@ -326,8 +326,12 @@ class LogitsStage(Stage):
 
 @dataclass(frozen=True)
 class CascadeStage(Stage):
+    """cascade: the gates, the targets by kind (twindnn.operating_points) and the guaranteed
+    rule's level; both selection rules are always applied."""
+
     gates: list
-    targets: list
+    targets: dict
+    delta: float
 
 
 @dataclass(frozen=True)
@@ -398,6 +402,7 @@ class ColocateStage(Stage):
     scheduler: str  # the scheduler the built design point is sized for
     design_gate: str
     design_target: float
+    selection: str  # the threshold rule whose operating points go on the FPGA (cascade.selection)
 
 
 @dataclass(frozen=True)
@@ -546,7 +551,10 @@ def logits_stage(config: dict) -> LogitsStage:
 
 def cascade_stage(config: dict) -> CascadeStage:
     c = config["cascade"]
-    return CascadeStage(gates=list(c["gates"]), targets=[float(t) for t in c["target_recovery"]])
+    targets = {"accuracy_recovery": [float(t) for t in c["target_recovery"]],
+               "max_accuracy_loss": [float(t) for t in c["max_accuracy_loss"]],
+               "max_disagreement": [float(t) for t in c["max_disagreement"]]}
+    return CascadeStage(gates=list(c["gates"]), targets=targets, delta=float(c["delta"]))
 
 
 def throughput_stage(config: dict) -> ThroughputStage:
@@ -588,7 +596,8 @@ def colocate_stage(config: dict, board: str) -> ColocateStage:
                          switch_ms=hw["time_shared"]["switch_ms"], switch_batch=hw["time_shared"]["batch"],
                          scheduler=hw["scheduler"],
                          design_gate=hw["design_point"]["gate"],
-                         design_target=float(hw["design_point"]["target_value"]))
+                         design_target=float(hw["design_point"]["target_value"]),
+                         selection=config["cascade"]["selection"])
 
 
 def build_stage(config: dict, board: str, twin: str, role: str) -> BuildStage:

@@ -26,15 +26,27 @@ from .system import model as system_model
 SUMMARY_COLUMNS = [
     "twin",
     "gate",
+    "selection",
     "target_kind",
     "target_value",
-    "target_reached",
+    "target_reached_val",
+    "target_met_test",
     "val_threshold",
     "original_test_accuracy",
     "twin_test_accuracy",
     "twindnn_test_accuracy",
+    "twindnn_test_accuracy_ci95_low",
+    "twindnn_test_accuracy_ci95_high",
     "test_accuracy_recovery",
+    "test_accuracy_recovery_ci95_low",
+    "test_accuracy_recovery_ci95_high",
+    "test_recovery_meaningful",
+    "test_accuracy_loss",
+    "test_accuracy_loss_ci95_low",
+    "test_accuracy_loss_ci95_high",
     "test_forwarded_fraction",
+    "test_forwarded_fraction_ci95_low",
+    "test_forwarded_fraction_ci95_high",
     "original_throughput_fps",
     "twin_throughput_fps",
     "twindnn_throughput_fps",
@@ -51,6 +63,8 @@ SUMMARY_COLUMNS = [
 
 
 # --------------------------------------------------------------------------- tables
+
+CI = ("_ci95_low", "_ci95_high")  # 95 % intervals (twindnn.operating_points)
 
 
 def _throughput_of(rows: pd.DataFrame, model: str) -> float:
@@ -94,15 +108,21 @@ def summary_table(operating_points: pd.DataFrame, throughput: pd.DataFrame) -> p
             {
                 "twin": point["twin"],
                 "gate": point["gate"],
+                "selection": point["selection"],
                 "target_kind": point["target_kind"],
                 "target_value": point["target_value"],
-                "target_reached": bool(point["target_reached"]),
+                "target_reached_val": bool(point["target_reached_val"]),
+                "target_met_test": bool(point["target_met_test"]),
                 "val_threshold": point["threshold"],
                 "original_test_accuracy": point["test_original_accuracy"],
                 "twin_test_accuracy": point["test_twin_accuracy"],
                 "twindnn_test_accuracy": point["test_system_accuracy"],
-                "test_accuracy_recovery": point["test_accuracy_recovery"],
+                **{f"twindnn_test_accuracy{s}": point[f"test_system_accuracy{s}"] for s in CI},
+                **{f"test_{k}{s}": point[f"test_{k}{s}"]
+                   for k in ("accuracy_recovery", "accuracy_loss") for s in ("", *CI)},
+                "test_recovery_meaningful": bool(point["test_recovery_meaningful"]),
                 "test_forwarded_fraction": f,
+                **{f"test_forwarded_fraction{s}": point[f"test_forwarded_fraction{s}"] for s in CI},
                 "original_throughput_fps": original_fps,
                 "twin_throughput_fps": twin_fps,
                 "twindnn_throughput_fps": twindnn_fps,
@@ -234,12 +254,15 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
             points.append(
                 {
                     "twin": twin,
-                    "system": "TwinDNN",
+                    "system": f"TwinDNN ({row.selection})",
                     "fps": row.twindnn_throughput_fps,
                     "accuracy": row.twindnn_test_accuracy,
+                    "low": row.twindnn_test_accuracy_ci95_low,
+                    "high": row.twindnn_test_accuracy_ci95_high,
                 }
             )
-    frame = pd.DataFrame(points, columns=["twin", "system", "fps", "accuracy"]).dropna()
+    frame = pd.DataFrame(points, columns=["twin", "system", "fps", "accuracy", "low", "high"])
+    frame = frame.dropna(subset=["fps", "accuracy"])
     frame = frame[frame["fps"] > 0]
     fig, axes = panels(1, width=6.0, height=4.2)
     ax = axes[0]
@@ -250,10 +273,14 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
             y="accuracy",
             hue="twin",
             style="system",
-            style_order=["original", "twin alone", "TwinDNN"],
+            style_order=["original", "twin alone", "TwinDNN (point)", "TwinDNN (guaranteed)"],
             s=60,
             ax=ax,
         )
+        bars = frame.dropna(subset=["low", "high"])  # the TwinDNN points' 95 % intervals over test images
+        ax.errorbar(bars["fps"], bars["accuracy"], yerr=[np.maximum(bars["accuracy"] - bars["low"], 0),
+                                                             np.maximum(bars["high"] - bars["accuracy"], 0)],
+                    fmt="none", ecolor="grey", elinewidth=0.8, capsize=2, zorder=0)
         ax.set_xscale("log")
         plain = FuncFormatter(lambda value, _: f"{value:g}")
         ax.xaxis.set_major_formatter(plain)
@@ -262,7 +289,8 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no throughput measured", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="measured throughput (images/s, this machine, not FPGA)", ylabel="test accuracy")
+    ax.set(xlabel="measured throughput (images/s, this machine, not FPGA)",
+           ylabel="test accuracy (bars: 95 % intervals over test images)")
     save_figure(fig, out, title)
 
 
@@ -272,18 +300,24 @@ def anchor_table(summary: pd.DataFrame, anchors: dict, twin_bits: dict, dataset:
     """This run's figures beside the published anchors, one row per comparison.
 
     ``twin_bits``: twin name -> (weight_bits, act_bits); ``fpga_headline``: the hardware headline
-    table (FINN+ estimates), if the run built one. Recovery is read at the operating point whose
-    target equals the paper's recovery, on the test split.
+    table (FINN+ estimates), if the run built one. The paper's recovery is compared with the
+    recovery **measured on test** (with its 95 % interval) at the operating point whose target is
+    nearest to it, once per selection rule; never with the target itself.
     """
     paper = anchors["paper"]
     rows = []
     points = summary[(summary["gate"] == gate) & (summary["target_kind"] == "accuracy_recovery")]
-    for twin, g in points.groupby("twin", sort=False):
+    for (twin, selection), g in points.groupby(["twin", "selection"], sort=False):
         at = g.iloc[(g["target_value"] - paper["accuracy_recovery"]).abs().argsort()[:1]].iloc[0]
-        rows.append({"comparison": f"accuracy recovery, twin {twin} ({gate} gate, target {at.target_value:g})",
+        flag = "" if at.test_recovery_meaningful else "; the original-twin gap is within noise, recovery is not meaningful"
+        rows.append({"comparison": f"accuracy recovery on test, twin {twin} ({gate} gate, {selection} "
+                                   f"threshold for target {at.target_value:g})",
                      "anchor": paper["accuracy_recovery"], "anchor_source": paper["source"],
                      "this_run": at.test_accuracy_recovery,
-                     "note": f"forwarded fraction {at.test_forwarded_fraction:.3f} on test"})
+                     "note": f"95 % interval [{at.test_accuracy_recovery_ci95_low:.3f}, "
+                             f"{at.test_accuracy_recovery_ci95_high:.3f}]; forwarded fraction "
+                             f"{at.test_forwarded_fraction:.3f} on test; target met on test: "
+                             f"{'yes' if at.target_met_test else 'no'}{flag}"})
     authors = anchors.get("design", {})
     for aspect, theirs in (authors.get("aspects") or {}).items():
         if design and aspect in design:

@@ -101,6 +101,7 @@ def system_rows(board: dict, twin: str, twin_designs: pd.DataFrame, original_des
             pair = best_pair(twin_designs, original_designs, board, f, scheduler, utilization, max_replicas)
             row = {
                 "board": board["name"], "twin": twin, "gate": p["gate"], "target_kind": p.get("target_kind", ""),
+                "selection": p.get("selection", "point"),  # not the config: an operating point
                 "target_value": p.get("target_value", np.nan),  # not the config: an operating point
                 "scheduler": scheduler, "forwarded_fraction": f,
                 "twin_accuracy": p["twin_accuracy"], "original_accuracy": p["original_accuracy"],
@@ -130,11 +131,38 @@ def system_rows(board: dict, twin: str, twin_designs: pd.DataFrame, original_des
                     "twin_latency_ms": pair["twin_latency_ms"], "original_latency_ms": pair["original_latency_ms"],
                     **{k: v for k, v in pair.items() if k.startswith("total_")},
                 })
+                if "forwarded_fraction_ci95_low" in p:
+                    row.update(_intervals(p, r_t, r_o, scheduler))
             for base in ("original_alone", "original_in_pair", "time_shared", "twin_alone"):
                 denominator = row.get(f"{base}_fps", np.nan)
-                row[f"gain_vs_{base}"] = row.get("twindnn_fps", np.nan) / denominator if denominator else np.nan
+                for s in ("", *CI):
+                    value = row.get(f"twindnn_fps{s}", np.nan)
+                    row[f"gain_vs_{base}{s}"] = value / denominator if denominator else np.nan
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+CI = ("_ci95_low", "_ci95_high")
+
+
+def _intervals(p, r_t: float, r_o: float, scheduler: str) -> dict:
+    """95 % intervals of a pair's forwarded share, TwinDNN throughput and accuracy and recovery,
+    from the operating point's test intervals (:func:`twindnn.cascade.rescore_operating_points`):
+    the throughput falls as the forwarded share grows, so its interval is the closed form at the
+    share's interval ends; the accuracy interval is the scheduler's mix at the ends of the cascade
+    accuracy's interval (the forwarded share held at its estimate)."""
+    f, f_low, f_high = (float(p[f"forwarded_fraction{s}"]) for s in ("", *CI))
+    a_low, a_high = (float(p[f"system_accuracy{s}"]) for s in CI)
+    acc = [system_accuracy(a, p["original_accuracy"], r_t, r_o, f, scheduler) for a in (a_low, a_high)]
+    return {
+        "forwarded_fraction_ci95_low": f_low, "forwarded_fraction_ci95_high": f_high,
+        "twindnn_fps_ci95_low": system_fps(r_t, r_o, f_high, scheduler),
+        "twindnn_fps_ci95_high": system_fps(r_t, r_o, f_low, scheduler),
+        "twindnn_accuracy_ci95_low": acc[0], "twindnn_accuracy_ci95_high": acc[1],
+        "accuracy_recovery_ci95_low": accuracy_recovery(acc[0], p["twin_accuracy"], p["original_accuracy"]),
+        "accuracy_recovery_ci95_high": accuracy_recovery(acc[1], p["twin_accuracy"], p["original_accuracy"]),
+        "cascade_accuracy_ci95_low": a_low, "cascade_accuracy_ci95_high": a_high,
+    }
 
 
 def save_folding(folding: dict, path) -> Path:

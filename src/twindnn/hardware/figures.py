@@ -30,6 +30,7 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
             ok = g[g["fits"].astype(bool)]
             points = ok[ok["gate"] == shown].sort_values("forwarded_fraction")
             ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], "o-", color=c, label=f"TwinDNN {twin}")
+            _interval_bars(ax, points, "twindnn_fps", "twindnn_accuracy", c)
             ax.plot(points["time_shared_fps"], points["cascade_accuracy"], "s--", color=c, alpha=0.6,
                     label=f"time-shared Big/Little {twin}")
             o = ok[ok["gate"] == "oracle"]
@@ -58,6 +59,7 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
             g = g.sort_values("accuracy_recovery")
             ax.plot(g["accuracy_recovery"], g["gain_vs_original_in_pair"], "o-", color=colours.get(scheduler),
                     label=f"{twin}, {scheduler}: vs (b) same original")
+            _interval_bars(ax, g, "accuracy_recovery", "gain_vs_original_in_pair", colours.get(scheduler))
             ax.plot(g["accuracy_recovery"], g["gain_vs_original_alone"], "s--", color=colours.get(scheduler),
                     alpha=0.6, label=f"{twin}, {scheduler}: vs (a) best whole-device original")
         ax.plot(*anchor, "*", color="k", ms=14, label="paper: 94 % recovered, +90 % throughput")
@@ -65,6 +67,17 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
         _label(ax, "accuracy recovery (test)", "throughput speed-up (FINN+ estimate)", f"{board}: gate {gate}",
                legend_size=6)
     save_figure(fig, out_png, dpi=120)
+
+
+def _interval_bars(ax, rows: pd.DataFrame, x: str, y: str, colour) -> None:
+    """The points' 95 % intervals (columns ``<x>_ci95_low`` ...), where the table has them."""
+    if f"{x}_ci95_low" not in rows or f"{y}_ci95_low" not in rows:
+        return
+    def spans(c):
+        return [np.maximum(rows[c] - rows[f"{c}_ci95_low"], 0), np.maximum(rows[f"{c}_ci95_high"] - rows[c], 0)]
+
+    ax.errorbar(rows[x], rows[y], xerr=spans(x), yerr=spans(y), fmt="none", ecolor=colour, alpha=0.5,
+                elinewidth=0.8, capsize=2)
 
 
 def _label(ax, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:

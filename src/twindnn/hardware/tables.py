@@ -157,11 +157,17 @@ def fps_table(resources: pd.DataFrame, board_jsons: list, check_csvs: list = ())
     return table.drop(columns="exported")
 
 
-HEADLINE = ["board", "twin", "gate", "target_kind", "target_value", "scheduler", "forwarded_fraction",
-            "original_accuracy", "twin_accuracy", "twindnn_accuracy", "accuracy_recovery", "original_direct_share",
-            "twindnn_fps", "twin_replicas", "original_replicas",
-            "original_alone_fps", "gain_vs_original_alone", "original_alone_replicas", "original_alone_limit",
-            "original_in_pair_fps", "gain_vs_original_in_pair", "time_shared_fps", "gain_vs_time_shared",
+HEADLINE = ["board", "twin", "gate", "selection", "target_kind", "target_value", "scheduler",
+            "forwarded_fraction", "forwarded_fraction_ci95_low", "forwarded_fraction_ci95_high",
+            "original_accuracy", "twin_accuracy", "twindnn_accuracy", "twindnn_accuracy_ci95_low",
+            "twindnn_accuracy_ci95_high", "accuracy_recovery", "accuracy_recovery_ci95_low",
+            "accuracy_recovery_ci95_high", "original_direct_share",
+            "twindnn_fps", "twindnn_fps_ci95_low", "twindnn_fps_ci95_high", "twin_replicas", "original_replicas",
+            "original_alone_fps", "gain_vs_original_alone", "gain_vs_original_alone_ci95_low",
+            "gain_vs_original_alone_ci95_high", "original_alone_replicas", "original_alone_limit",
+            "original_in_pair_fps", "gain_vs_original_in_pair", "gain_vs_original_in_pair_ci95_low",
+            "gain_vs_original_in_pair_ci95_high", "time_shared_fps", "gain_vs_time_shared",
+            "gain_vs_time_shared_ci95_low", "gain_vs_time_shared_ci95_high",
             "twin_alone_fps", "gain_vs_twin_alone", "twin_alone_limit",
             "total_LUT", "total_DSP", "total_BRAM_18K", "total_URAM", "utilization_budget", "fits", "pair_limit",
             "simulated_inputs", "simulated_throughput_fps", "simulated_accuracy", "simulated_mean_latency_ms",
@@ -189,7 +195,8 @@ def headline_table(system: pd.DataFrame) -> pd.DataFrame:
 
 
 PAPER_COLUMNS = {
-    "board": "board", "twin": "twin", "scheduler": "scheduler", "target_value": "recovery target",
+    "board": "board", "twin": "twin", "scheduler": "scheduler", "selection": "threshold rule",
+    "target_value": "recovery target",
     "original_accuracy": "original acc.", "twin_accuracy": "twin acc.", "twindnn_accuracy": "TwinDNN acc.",
     "accuracy_recovery": "recovery", "forwarded_fraction": "forwarded", "original_in_pair_fps": "original (b) FPS",
     "original_alone_fps": "original alone (a) FPS", "twindnn_fps": "TwinDNN FPS",
@@ -203,22 +210,37 @@ def paper_table(headline: pd.DataFrame, gate: str) -> pd.DataFrame:
     twin and TwinDNN accuracy, recovery, forwarded share, throughput and speed-ups over the
     baselines; ``source`` says where each figure comes from."""
     rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
-    table = rows[list(PAPER_COLUMNS)].rename(columns=PAPER_COLUMNS).reset_index(drop=True)
-    table["source"] = ("accuracies: test split (cascade at val-chosen thresholds, mixed per scheduler); "
-                       "FPS: FINN+ estimates (simulated: replay of the test split)")
+    columns = dict(PAPER_COLUMNS)
+    for key, label in PAPER_COLUMNS.items():
+        for end in ("low", "high"):
+            if f"{key}_ci95_{end}" in rows:
+                columns[f"{key}_ci95_{end}"] = f"{label} ci95 {end}"
+    table = rows[[c for c in columns if c in rows]].rename(columns=columns).reset_index(drop=True)
+    table["source"] = ("accuracies: test split (cascade at val-chosen thresholds, mixed per scheduler), 95 % "
+                       "intervals over test images; FPS: FINN+ estimates (simulated: replay of the test split), "
+                       "their intervals from the forwarded share's")
     return table
 
 
 def paper_markdown(table: pd.DataFrame, gate: str) -> str:
     """The paper table as Markdown, percentages, speed-ups and FPS formatted for reading."""
     shown = table.drop(columns="source").copy()
-    for c in shown.columns:
+    for c in list(shown.columns):
+        if " ci95 " in c:
+            continue
         if c.endswith(("acc.", "recovery", "forwarded")):
-            shown[c] = shown[c].map(lambda v: f"{v:.1%}")
+            fmt = "{:.1%}".format
         elif c.startswith("speed-up"):
-            shown[c] = shown[c].map(lambda v: f"{v:.2f}x")
+            fmt = "{:.2f}x".format
         elif c.endswith("FPS"):
-            shown[c] = shown[c].map(lambda v: f"{v:,.0f}")
+            fmt = "{:,.0f}".format
+        else:
+            continue
+        if f"{c} ci95 low" in shown:  # the value and its 95 % interval in one cell
+            low, high = shown.pop(f"{c} ci95 low"), shown.pop(f"{c} ci95 high")
+            shown[c] = [f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]" for v, lo, hi in zip(shown[c], low, high)]
+        else:
+            shown[c] = shown[c].map(fmt)
     return (f"TwinDNN as the paper reports it, gate `{gate}`: (a) the original's best whole-device design, "
             "(b) the original design that runs in the pair, alone (the paper's baseline), (c) Big/Little "
-            "time-shared.\n\n" + markdown_table(shown) + f"\n\nSource: {table['source'].iloc[0] if len(table) else ''}.\n")
+            "time-shared. Brackets: 95 % intervals over the test images.\n\n" + markdown_table(shown) + f"\n\nSource: {table['source'].iloc[0] if len(table) else ''}.\n")

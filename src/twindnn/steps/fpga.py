@@ -121,7 +121,7 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict
 def _design_point(rows: pd.DataFrame, gate: str, target: float, scheduler: str) -> pd.Series:
     """The fitting row of the configured gate (else any gate), scheduler and nearest recovery target."""
     rows = rows[rows["scheduler"] == scheduler]
-    chosen = rows[rows["gate"] == gate]
+    chosen = rows[(rows["gate"] == gate) & (rows["target_kind"] == "accuracy_recovery")]
     if chosen.empty:
         chosen = rows[rows["gate"] != "oracle"]
     return chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
@@ -165,7 +165,9 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
         limits[role] = str(designs[role]["limit_of_fastest_fitting"].iloc[0])
 
     tl, ol = load_npz(inputs["twin_logits"]), load_npz(inputs["original_logits"])
-    pts = rescore_operating_points(tl, ol, pd.read_csv(inputs["operating_points"]))
+    chosen = pd.read_csv(inputs["operating_points"])
+    # the FPGA half builds the configured rule's operating points (cascade.selection)
+    pts = rescore_operating_points(tl, ol, chosen[chosen["selection"] == stage.selection])
     system = co.system_rows(board, twin, designs["twin"], designs["original"], pts, util, limits,
                             max_replicas=stage.max_replicas, switch_ms=stage.switch_ms,
                             switch_batch=stage.switch_batch)

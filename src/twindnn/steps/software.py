@@ -22,6 +22,7 @@ from ..artifacts import load_npz, save_logits
 from ..cascade import run_cascade
 from ..config import AnchorsStage, CascadeStage, DataStage, LogitsStage, ReportStage, ThroughputStage, TrainStage
 from ..models import Normalize, QuantSpec, build_model, checkpoint_meta, create_twin, input_meta, load_trained
+from ..operating_points import SELECTIONS
 from ..provenance import collect, file_sha256
 from ..table_io import write_table
 from ..throughput import measure_throughput
@@ -80,12 +81,18 @@ def cascade(stage: CascadeStage, inputs: Mapping, outputs: Mapping) -> str:
     """Sweep the gates of one twin, choose its operating points on val. inputs: twin_logits,
     original_logits; outputs: sweep, operating_points (CSV)."""
     sweep, points = run_cascade(load_npz(inputs["twin_logits"]), load_npz(inputs["original_logits"]),
-                                gates=list(stage.gates), targets=list(stage.targets))
+                                gates=list(stage.gates), targets=dict(stage.targets), selections=SELECTIONS,
+                                delta=stage.delta)
     for path in (outputs["sweep"], outputs["operating_points"]):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     sweep.to_csv(outputs["sweep"], index=False)
     points.to_csv(outputs["operating_points"], index=False)
-    return f"{len(sweep)} sweep rows, {len(points)} operating points\n{points.to_string(index=False)}"
+    notes = [f"WARNING: the guaranteed rule can certify {p.target_kind} {p.target_value:g} ({p.gate} gate) at "
+             f"delta {p.delta:g} only by forwarding everything: the val split is too small for this target "
+             "(raise dataset.val_subset or dataset.val_fraction, loosen the target, or raise cascade.delta)"
+             for p in points[points["selection"] == "guaranteed"].itertuples() if p.val_forwarded_fraction >= 1]
+    return "\n".join([f"{len(sweep)} sweep rows, {len(points)} operating points", *notes,
+                      points.to_string(index=False)])
 
 
 def throughput(stage: ThroughputStage, inputs: Mapping, outputs: Mapping) -> str:

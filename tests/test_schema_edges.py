@@ -355,8 +355,6 @@ OTHER_UNREAD = [
     ("qat_lr without QAT", put("hardware.original_quant.qat_lr", 0.01),
      "hardware.original_quant.qat_lr: 0.01 is only read with qat_epochs > 0"),
     ("GPUs for CPU jobs", lambda c: c["compute"].update(device="cpu", gpus=2), "compute.gpus: 2 GPUs asked"),
-    ("warm-up as long as training", put("original.training.warmup_epochs", 2),
-     "original.training.warmup_epochs (2) is not shorter than epochs (2)"),
     ("ternary and weight_bits", put("twins.t2a2.weight_bits", 2),
      "twins.t2a2: give either ternary: true or weight_bits"),
     ("neither ternary nor weight_bits", put("twins.x", {"act_bits": 2}),

@@ -237,12 +237,6 @@ def check(config: dict) -> None:
         problems.append(f"dataset.resize_short ({ds['resize_short']}) is smaller than dataset.image_size "
                         f"({ds['image_size']}): the short side is never resized below image_size, so it would "
                         "be ignored; raise resize_short to at least image_size, or set it to null")
-    for section in ("original", "twin"):
-        training = config[section]["training"]
-        warmup, epochs = training["warmup_epochs"], training["epochs"]
-        if warmup and warmup >= epochs:
-            problems.append(f"{section}.training.warmup_epochs ({warmup}) is not shorter than epochs ({epochs}): "
-                            "the learning rate would never reach its peak and decay; lower warmup_epochs")
     cascade = config["cascade"]
     gates, targets = cascade["gates"], cascade["target_recovery"]
     hw = config["hardware"]
@@ -638,7 +632,7 @@ def run_design(config: dict) -> dict:
     twins = "; ".join(
         f"{name}: {'ternary' if t['ternary'] else str(t['weight_bits']) + '-bit'} weights"
         f" ({t['weight_scaling'].replace('_', ' ')} scale), {t['act_bits']}-bit activations"
-        for name, t in config["twins"].items())
+        for name, t in sorted(config["twins"].items()))  # sorted: the config's key order changes no output
     design = {"gate": f"{config['cascade']['gates'][0]} (cascade.gates[0]); the others beside it",
               "twin precision": twins}
     if hw["enabled"]:

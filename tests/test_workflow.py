@@ -77,8 +77,14 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
     assert not budget_violations(headline)
     # the replay of the test split through both accelerators, beside the closed forms
     assert headline["simulated_inputs"].eq(20_224).all()  # the 256 test images, replayed 79 times
-    closed_form, simulated = headline["twindnn_fps"], headline["simulated_throughput_fps"]
-    assert ((simulated - closed_form).abs() / closed_form).max() < 0.05
+    # the replay is a finite stream that ends one pipeline latency after its last input starts: that
+    # term matters where a forward-everything point (the guaranteed rule on 256 val images) puts the
+    # twin's slowest design, 30 ms deep, beside the original
+    system = pd.concat([pd.read_csv(p) for p in (run / "hardware" / "colocate").glob("*_system.csv")])
+    system = system[system["fits"].astype(bool)]
+    drain_s = (system["twin_latency_ms"] + system["original_latency_ms"]) / 1e3
+    closed_form = system["simulated_inputs"] / (system["simulated_inputs"] / system["twindnn_fps"] + drain_s)
+    assert ((system["simulated_throughput_fps"] - closed_form).abs() / closed_form).max() < 0.05
     assert resources["fits_budget"].all()
     by_network = resources.set_index("network")
     # the twin's MACs on LUTs (twin_mac: lut), the original's on DSP-based RTL units, whose LUTs FINN+ does not count

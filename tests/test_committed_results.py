@@ -22,3 +22,17 @@ def test_budget_check_catches_an_overfull_pair():
     assert budget_violations(pd.DataFrame([row])) == [
         "row 0 (ZCU104, w1a1, max_softmax, work_sharing): BRAM_18K 557 > 530"]
     assert not budget_violations(pd.DataFrame([{**row, "total_BRAM_18K": 530}]))
+
+
+def test_no_product_file_names_the_development_notes():
+    """The repository stands alone: nothing tracked cites the development setup's notes folder."""
+    import subprocess
+
+    folder = "../" + "shared"  # written in two parts so that this file does not name it
+    notes = "PAPER" + ".md"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    hits = [f for f in tracked if (ROOT / f).is_file() and not f.endswith((".png", ".pt", ".npy"))
+            and any(s in (ROOT / f).read_text(errors="ignore") for s in (folder, "shared/" + notes, notes))]
+    assert not hits, hits

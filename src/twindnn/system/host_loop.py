@@ -1,6 +1,6 @@
 """The paper's host loop: the twin and the original accelerator running at once, work shared.
 
-This is what the authors' ARM code does (``shared/PAPER.md``): each accelerator starts on a new
+This is what the authors' ARM host program does (github.com/jeonghm9764/TwinDNN): each accelerator starts on a new
 input; when the twin finishes one, its gate (the raw logit margin by default) either accepts the
 answer or queues the input for the original; when the original finishes, it takes the next queued
 input, or, if none waits, the next new one (``work_sharing``; ``twin_first`` leaves it idle).

@@ -3,7 +3,7 @@
 With twin rate ``r_t``, original rate ``r_o`` (frames/s) and forwarded fraction ``f`` (share of
 the inputs the twin sees that its gate sends to the original), the schedulers are:
 
-- ``work_sharing`` (the paper's, from the authors' FPGA code; see ``shared/PAPER.md``): both
+- ``work_sharing`` (the paper's, from the authors' host program in github.com/jeonghm9764/TwinDNN): both
   run at once; an idle original takes the next *new* input itself. While ``f r_t <= r_o``:
   ``fps = r_t (1 - f) + r_o``; otherwise the twin waits on the queue and ``fps = r_o / f``.
   Inputs the original takes directly get the original's accuracy (:func:`system_accuracy`).

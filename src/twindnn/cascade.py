@@ -23,7 +23,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .operating_points import COUNT_COLUMNS, SELECTIONS, categories, meets, select, test_summary
+from .operating_points import (
+    COUNT_COLUMNS,
+    QUANTITY,
+    SELECTIONS,
+    categories,
+    meets,
+    most_accurate,
+    select,
+    test_summary,
+)
 
 SWEEP_COLUMNS = [
     "gate",
@@ -336,14 +345,6 @@ def oracle(twin_logits: np.ndarray, original_logits: np.ndarray, labels: np.ndar
 # --------------------------------------------------------------------------- operating points
 
 
-def _best_accuracy_row(rows: pd.DataFrame) -> pd.Series:
-    # Highest accuracy; among equals the least forwarding, then the lowest threshold.
-    ranked = rows.sort_values(
-        ["system_accuracy", "forwarded_fraction", "threshold"], ascending=[False, True, True], kind="stable"
-    )
-    return ranked.iloc[0]
-
-
 def _point(row: pd.Series, gate: str, kind: str, value: float, reached: bool, selection: str = "point",
            delta: float = float("nan"), val_bound: float = float("nan")) -> dict:
     return {
@@ -412,7 +413,7 @@ def choose_by_budget(val_sweep: pd.DataFrame, budgets: Iterable[float]) -> pd.Da
         for budget in budgets:
             within = rows[rows["forwarded_fraction"] <= budget]
             if len(within):
-                points.append(_point(_best_accuracy_row(within), gate, "forwarded_budget", budget, True))
+                points.append(_point(most_accurate(within), gate, "forwarded_budget", budget, True))
             else:
                 least = rows.sort_values(["forwarded_fraction", "threshold"], kind="stable").iloc[0]
                 points.append(_point(least, gate, "forwarded_budget", budget, False))
@@ -444,9 +445,7 @@ def _target_met(points: pd.DataFrame) -> list:
         if p["target_kind"] == "forwarded_budget":
             met.append(bool(p["test_forwarded_fraction"] <= p["target_value"]))
             continue
-        name = {"accuracy_recovery": "accuracy_recovery", "max_accuracy_loss": "accuracy_loss",
-                "max_disagreement": "kept_disagreement"}[p["target_kind"]]
-        met.append(bool(meets(p[f"test_{name}"], p["target_kind"], p["target_value"])))
+        met.append(bool(meets(p[f"test_{QUANTITY[p['target_kind']]}"], p["target_kind"], p["target_value"])))
     return met
 
 
@@ -528,10 +527,10 @@ def rescore_operating_points(twin_logits: Mapping, original_logits: Mapping, poi
     scores = ("forwarded_fraction", "system_accuracy", "twin_accuracy", "original_accuracy", "accuracy_recovery")
     intervals = [f"{k}{s}" for k in scores[:2] + ("accuracy_recovery",) for s in ("_ci95_low", "_ci95_high")]
     keys = [k for k in ("gate", "selection", "target_kind", "target_value", "threshold") if k in points.columns]
+    conf = confidences(twin_test, sorted(set(points["gate"])))  # once per gate, not per point
     rows = []
     for p in points.to_dict("records"):
-        conf = confidence(twin_test, p["gate"])
-        r = _threshold_scores(conf, twin_ok, orig_ok, p["gate"], float(p["threshold"]), agree)
+        r = _threshold_scores(conf[p["gate"]], twin_ok, orig_ok, p["gate"], float(p["threshold"]), agree)
         rows.append({**{k: p[k] for k in keys}, **{k: r[k] for k in (*scores, *intervals)}})
     o = oracle(twin_test, original_test, labels)
     oracle_forward = ~twin_ok

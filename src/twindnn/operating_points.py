@@ -59,18 +59,23 @@ COUNT_COLUMNS = ["images", "forwarded", "orig_only_forwarded", "orig_only_kept",
 # --------------------------------------------------------------------------- per-threshold estimates
 
 
+# The quantity each target kind bounds: a column of a sweep, and of the test numbers.
+QUANTITY = {"accuracy_recovery": "accuracy_recovery", "max_accuracy_loss": "accuracy_loss",
+            "max_disagreement": "kept_disagreement"}
+
+
 def estimate(rows: pd.DataFrame, kind: str) -> np.ndarray:
     """The val estimate of the target's quantity at each sweep row (NaN where undefined)."""
-    n = rows["images"].to_numpy(float)
-    kept = n - rows["forwarded"].to_numpy(float)
-    if kind == "accuracy_recovery":
-        return rows["accuracy_recovery"].to_numpy(float)
-    if kind == "max_accuracy_loss":
-        return (rows["orig_only_kept"].to_numpy(float) - rows["twin_only_kept"].to_numpy(float)) / n
-    if kind == "max_disagreement":
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(kept > 0, rows["kept_disagree"].to_numpy(float) / np.maximum(kept, 1), 0.0)
-    raise ValueError(f"target kind {kind!r}: use one of {TARGET_KINDS}")
+    if kind not in QUANTITY:
+        raise ValueError(f"target kind {kind!r}: use one of {TARGET_KINDS}")
+    return rows[QUANTITY[kind]].to_numpy(float)
+
+
+def most_accurate(rows: pd.DataFrame) -> pd.Series:
+    """The row of highest system accuracy; among equals the least forwarding, then the lowest threshold."""
+    ranked = rows.sort_values(["system_accuracy", "forwarded_fraction", "threshold"], ascending=[False, True, True],
+                              kind="stable")
+    return ranked.iloc[0]
 
 
 def meets(value, kind: str, target: float):
@@ -128,9 +133,7 @@ def select(rows: pd.DataFrame, kind: str, target: float, selection: str, delta: 
         ok = meets(values, kind, target)
         if ok.any():
             return ordered.index[int(np.argmax(ok))], True, float("nan")
-        best = ordered.sort_values(["system_accuracy", "forwarded_fraction", "threshold"],
-                                   ascending=[False, True, True], kind="stable")
-        return best.index[0], False, float("nan")
+        return most_accurate(ordered).name, False, float("nan")
     descending = ordered.iloc[::-1]
     bounds = bound(descending, kind, target, delta)
     passed = _bound_meets(bounds, kind, target)
@@ -192,9 +195,10 @@ def test_summary(category: np.ndarray, seed: int = 0) -> dict:
     for name, part in BINOMIAL.items():
         out[name] = p[part] / p["n"]
         out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = clopper_pearson(p[part], p["n"])
+    intervals = bootstrap_counts(counts, {name: (lambda draws, fn=fn: fn(_parts(draws)))
+                                          for name, fn in STATISTICS.items()}, seed=seed)
     for name, fn in STATISTICS.items():
         out[name] = float(fn({k: np.array([v]) for k, v in p.items()})[0])
-        out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = bootstrap_counts(
-            counts, lambda draws, fn=fn: fn(_parts(draws)), seed=seed)
+        out[f"{name}_ci95_low"], out[f"{name}_ci95_high"] = intervals[name]
     out["recovery_meaningful"] = bool(out["gap_ci95_low"] > 0)
     return out

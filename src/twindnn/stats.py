@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from scipy.stats import beta
@@ -43,23 +43,25 @@ def clopper_pearson(k, n, level: float = LEVEL) -> tuple[float, float]:
     return float(binomial_lower(k, n, tail)), float(binomial_upper(k, n, tail))
 
 
-def bootstrap_counts(counts: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], level: float = LEVEL,
-                     reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over images, from the images' category counts.
+def bootstrap_counts(counts: np.ndarray, statistics: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                     level: float = LEVEL, reps: int = 2000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals of ``statistics`` over images, from the images' category counts.
 
-    ``counts``: how many images fall in each outcome category; ``statistic`` maps an array of
+    ``counts``: how many images fall in each outcome category; each statistic maps an array of
     count vectors (reps, categories) to one value per row (NaN where undefined; those resamples
-    are left out). Seeded: the same counts give the same interval.
+    are left out). All statistics are read off one set of resamples. Seeded: the same counts give
+    the same intervals.
     """
     counts = np.asarray(counts, dtype=np.int64)
     n = int(counts.sum())
     if n == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, counts / n, size=reps)
-    values = np.asarray(statistic(draws), dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
+        return {name: (float("nan"), float("nan")) for name in statistics}
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=reps)
     tail = (1 - level) / 2
-    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+    out = {}
+    for name, statistic in statistics.items():
+        values = np.asarray(statistic(draws), dtype=float)
+        values = values[np.isfinite(values)]
+        out[name] = ((float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))) if len(values)
+                     else (float("nan"), float("nan")))
+    return out

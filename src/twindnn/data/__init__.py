@@ -24,7 +24,6 @@ from .base import DATASET_INFO, IMAGE_SUFFIXES, SPLITS, DatasetError, RawDataset
 from .cache import (
                     CACHE_FILES,
                     CachedImages,
-                    cache_dir,
                     cache_paths,
                     check_enough_for_one_batch,
                     load_meta,
@@ -56,7 +55,7 @@ from .split import split_and_subset, split_indices, subset
 
 __all__ = [
     "CACHE_FILES", "DATASET_INFO", "IMAGE_SUFFIXES", "SPLITS", "CachedImages", "DatasetError", "RawDataset",
-    "cache_dir", "cache_paths", "check_enough_for_one_batch", "decode_image", "decode_images", "detect_format",
+    "cache_paths", "check_enough_for_one_batch", "decode_image", "decode_images", "detect_format",
     "extract_imagenet_tars", "get_reader", "list_image_folder", "load_meta", "load_split", "organize_imagenet_val",
     "prepare_dataset", "prepare_dataset_files", "read_cifar_pickles", "read_idx", "read_idx_dataset",
     "read_image_folder", "read_imagenet_ground_truth", "read_meta", "read_split", "read_torchvision",

@@ -48,12 +48,6 @@ def split_paths(cache_dir: str | Path, *splits: str) -> dict[str, Path]:
     return {"meta": paths["meta"], **{f"{s}_{k}": paths[f"{s}_{k}"] for s in splits for k in ("images", "labels")}}
 
 
-def cache_dir(inputs: Mapping) -> Path:
-    """The cache folder of a step's inputs: where their ``meta`` lies. For tools that take a folder;
-    a step reads split files with :func:`read_split`, from its declared inputs."""
-    return Path(inputs["meta"]).parent
-
-
 # --------------------------------------------------------------------------- writing
 
 

@@ -1,11 +1,21 @@
 """System model of TwinDNN on one FPGA: hand-computed cases."""
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from twindnn.hardware.colocate import best_alone, best_pair, fits, replicas_that_fit, system_rows
-from twindnn.system.model import mean_latency_ms, original_direct_share, system_accuracy, system_fps, time_shared_fps
+from twindnn.hardware.colocate import best_alone, best_pair, dsp_designs, system_rows, time_shared_rows
+from twindnn.hardware.search import budget, fits
+from twindnn.system.model import (
+    mean_latency_ms,
+    original_direct_share,
+    system_accuracy,
+    system_fps,
+    time_shared_at_latency,
+    time_shared_bound_fps,
+    time_shared_fps,
+)
 
 BOARD = {"name": "toy", "resources": {"LUT": 100.0, "DSP": 10.0, "BRAM_18K": 10.0, "URAM": 0.0}}
 
@@ -50,45 +60,58 @@ def test_mean_latency_and_bad_inputs():
         system_fps(1, 1, 0.5, "both")
 
 
-def _designs(rows):
-    return pd.DataFrame([{"design": i, "estimated_throughput_fps": fps, "estimated_latency_ms": lat, "LUT": lut,
-                          "DSP": dsp, "BRAM_18K": 1.0, "URAM": 0.0} for i, (fps, lat, lut, dsp) in enumerate(rows)])
+def _designs(rows, mac="auto"):
+    return pd.DataFrame([{"design": i, "mac": mac, "estimated_throughput_fps": fps, "estimated_latency_ms": lat,
+                          "LUT": lut, "DSP": dsp, "BRAM_18K": 1.0, "URAM": 0.0}
+                         for i, (fps, lat, lut, dsp) in enumerate(rows)])
+
+
+def _cap(utilization):
+    return budget(BOARD, utilization)
 
 
 def test_pair_search_respects_budget_and_maximises_the_schedulers_throughput():
-    twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)])
+    twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)], "lut")
     orig = _designs([(50, 5.0, 10, 2), (200, 3.0, 40, 8)])
-    # twin first, f = 0.25: (400, 200) -> min(400, 800) = 400 with LUT 80; (800, 50) -> min(800, 200) = 200
-    best = best_pair(twin, orig, BOARD, 0.25, "twin_first", utilization=1.0)
-    assert (best["twin_design"], best["original_design"]) == (1, 1)
-    assert best["system_fps"] == pytest.approx(400)
-    assert best["total_LUT"] <= 100 and best["total_DSP"] <= 10
-    # work sharing: (400, 200) -> f r_t = 100 <= 200: 400 * 0.75 + 200 = 500; (800, 50) -> 200 > 50: 50 / 0.25
-    ws = best_pair(twin, orig, BOARD, 0.25, "work_sharing", utilization=1.0)
-    assert (ws["twin_design"], ws["original_design"]) == (1, 1) and ws["system_fps"] == pytest.approx(500)
+    # twin first, f = 0.25, one instance each: (400, 200) -> min(400, 800) = 400. Free: one original of
+    # 200 FPS (LUT 40, DSP 8) leaves LUT 60: twin d1 (400 FPS, LUT 40) and twice d0 (100 FPS, LUT 10)
+    # -> min(600, 800) = 600 at LUT 100
+    best = best_pair(twin, orig, _cap(1.0), 0.25, "twin_first", max_instances=1)
+    assert best["counts"] == {"twin": {1: 1}, "original": {1: 1}} and best["fps"] == pytest.approx(400)
+    free = best_pair(twin, orig, _cap(1.0), 0.25, "twin_first")
+    assert free["fps"] == pytest.approx(600) and free["counts"] == {"twin": {0: 2, 1: 1}, "original": {1: 1}}
+    assert free["resources"]["LUT"] <= 100 and free["resources"]["DSP"] <= 10
+    # work sharing, one instance each: (400, 200) -> f r_t = 100 <= 200: 400 * 0.75 + 200 = 500
+    ws = best_pair(twin, orig, _cap(1.0), 0.25, "work_sharing", max_instances=1)
+    assert ws["counts"] == {"twin": {1: 1}, "original": {1: 1}} and ws["fps"] == pytest.approx(500)
     # at 75 % of the budget (DSP 7.5) the 200-FPS original (8 DSPs) no longer fits: (400, 50) is queue-bound,
     # 50 / 0.25 = 200, and beats (100, 50): 75 + 50 = 125
-    assert best_pair(twin, orig, BOARD, 0.25, "work_sharing", utilization=0.75)["system_fps"] == pytest.approx(200)
+    assert best_pair(twin, orig, _cap(0.75), 0.25, "work_sharing", max_instances=1)["fps"] == pytest.approx(200)
     assert not fits({"LUT": 101, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD, 1.0)
     assert not fits({"LUT": 90, "DSP": 0, "BRAM_18K": 0, "URAM": 0}, BOARD, 0.85)
 
 
-def test_replication_and_whole_device_baselines():
+def test_replication_and_mixes_in_the_whole_device_baselines():
     orig = _designs([(50, 5.0, 10, 2), (200, 3.0, 40, 8)])
     # design 0 (LUT 10, DSP 2): DSP allows 5 copies -> 250 FPS beats design 1 once (200 FPS)
-    assert replicas_that_fit(orig.iloc[0], BOARD, 1.0, max_replicas=8) == 5
-    alone = best_alone(orig, BOARD, 1.0, max_replicas=8)
-    assert (alone["design"], alone["replicas"], alone["fps"]) == (0, 5, 250)
-    assert best_alone(orig, BOARD, 1.0, max_replicas=8, replicate=False)["fps"] == 200
+    alone = best_alone(orig, _cap(1.0))
+    assert alone["counts"] == {"n": {0: 5}} and alone["fps"] == 250
+    assert best_alone(orig, _cap(1.0), max_instances=1)["fps"] == 200
+    # a LUT design beside the DSP ones: the mix uses the LUTs the DSP designs leave
+    lut = _designs([(30, 5.0, 15, 0)], "lut").assign(design=[2])
+    both = pd.concat([orig, lut], ignore_index=True)
+    mixed = best_alone(both, _cap(1.0))
+    assert mixed["counts"] == {"n": {0: 5, 2: 3}} and mixed["fps"] == 250 + 90  # LUT 50 + 45
+    assert best_alone(dsp_designs(both), _cap(1.0))["fps"] == 250
     # replicas of both networks in the pair
-    twin = _designs([(100, 1.0, 10, 0)])
-    pair = best_pair(twin, orig, BOARD, 0.5, "twin_first", utilization=1.0, max_replicas=8)
-    assert pair["total_LUT"] <= 100 and pair["total_DSP"] <= 10
-    assert pair["system_fps"] == pytest.approx(min(pair["twin_fps"], pair["original_fps"] / 0.5))
+    twin = _designs([(100, 1.0, 10, 0)], "lut")
+    pair = best_pair(twin, orig, _cap(1.0), 0.5, "twin_first")
+    assert pair["resources"]["LUT"] <= 100 and pair["resources"]["DSP"] <= 10
+    assert pair["fps"] == pytest.approx(min(pair["rates"]["twin"], pair["rates"]["original"] / 0.5))
 
 
-def test_system_rows_have_the_four_baselines():
-    twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)])
+def test_system_rows_have_every_baseline():
+    twin = _designs([(100, 1.0, 10, 0), (400, 0.5, 40, 0), (800, 0.3, 80, 0)], "lut")
     orig = _designs([(50, 5.0, 10, 2), (200, 3.0, 40, 8)])
     points = pd.DataFrame([
         {"gate": "max_softmax", "target_kind": "accuracy_recovery", "target_value": 0.9, "forwarded_fraction": 0.25,
@@ -96,9 +119,8 @@ def test_system_rows_have_the_four_baselines():
         {"gate": "oracle", "target_kind": "oracle", "target_value": np.nan, "forwarded_fraction": 1.0,
          "twin_accuracy": 0.5, "original_accuracy": 0.7, "system_accuracy": 0.75, "accuracy_recovery": 1.25},
     ])
-    limits = {"twin": "fully unfolded", "original": "resources: LUT"}
-    rows = system_rows(BOARD, "w1a1", twin, orig, points, utilization=1.0, limits=limits, max_replicas=1,
-                       switch_ms=0.0, switch_batch=100)
+    rows = system_rows(BOARD, "w1a1", twin, orig, points, utilization=1.0, max_replicas=1,
+                       sensitivity={"LUT": 2.0})
     assert rows["gate"].tolist() == ["max_softmax"] * 2 + ["oracle"] * 2
     assert rows["scheduler"].tolist() == ["work_sharing", "twin_first"] * 2
     tf = rows[(rows["gate"] == "max_softmax") & (rows["scheduler"] == "twin_first")].iloc[0]
@@ -106,15 +128,41 @@ def test_system_rows_have_the_four_baselines():
     assert tf["gain_vs_original_alone"] == pytest.approx(2.0)
     assert tf["original_in_pair_fps"] == 200 and tf["gain_vs_original_in_pair"] == pytest.approx(2.0)
     assert tf["twin_alone_fps"] == 800 and tf["gain_vs_twin_alone"] == pytest.approx(0.5)
-    # time-shared: the twin's and the original's whole-device designs in turn, no switch cost here
-    assert tf["time_shared_fps"] == pytest.approx(1 / (1 / 800 + 0.25 / 200))
-    assert tf["original_alone_limit"] == "resources: LUT" and tf["twin_alone_limit"] == "fully unfolded"
+    assert tf["original_dsp_alone_fps"] == 200  # every design of this original is a DSP one
+    assert "max_replicas (1) binds" in tf["original_alone_limit"]
+    # time-shared bound: the twin's and the original's whole-device mixes in turn, batch without end
+    assert tf["time_shared_bound_fps"] == pytest.approx(1 / (1 / 800 + 0.25 / 200))
+    assert tf["twin_mix"] == "1x d1 (lut)" and json.loads(tf["original_counts"]) == {"1": 1}
+    # LUT estimates doubled: the chosen pair (LUT 80) would need 160 of 100, and the pair placed again
+    assert not tf["sensitivity_fits"] and tf["sensitivity_twindnn_fps"] < tf["twindnn_fps"]
     ws = rows[(rows["gate"] == "max_softmax") & (rows["scheduler"] == "work_sharing")].iloc[0]
     assert ws["twindnn_fps"] == pytest.approx(500) and ws["original_in_pair_fps"] == 200
     # the original answers 200 - 100 = 100 of the 500 per second directly, at its own accuracy
     assert ws["original_direct_share"] == pytest.approx(0.2)
     assert ws["twindnn_accuracy"] == pytest.approx(0.8 * 0.68 + 0.2 * 0.7)
     assert rows["fits"].all() and (rows["source"] == "FINN+ estimate").all()
+    # (c) at a latency budget: the largest batch whose two rounds fit in 100 ms
+    timed = time_shared_rows(rows, switch_ms=10.0, latency_budget_ms=100.0)
+    t = timed.iloc[1]
+    per_input = 1 / 800 + 0.25 / 200
+    batch = int((0.05 - 0.02) / per_input)
+    assert t["time_shared_batch"] == batch and t["time_shared_meets_latency"]
+    assert t["time_shared_fps"] == pytest.approx(batch / (batch * per_input + 0.02))
+    assert t["gain_vs_time_shared"] == pytest.approx(t["twindnn_fps"] / t["time_shared_fps"])
+    assert t["time_shared_fps"] < t["time_shared_bound_fps"]
+
+
+def test_time_shared_at_a_latency_budget():
+    got = time_shared_at_latency(1000, 300, 0.5, switch_ms=50, latency_budget_ms=1000)
+    per_input = 1 / 1000 + 0.5 / 300
+    assert got["batch"] == int((0.5 - 0.1) / per_input) and got["meets"]
+    assert got["latency_ms"] <= 1000 + 1e-9
+    # a budget below two switches: a batch of one, and it says the budget is missed
+    tight = time_shared_at_latency(1000, 300, 0.5, switch_ms=50, latency_budget_ms=150)
+    assert tight["batch"] == 1 and not tight["meets"]
+    # nothing forwarded: no switch, the twin's rate
+    assert time_shared_at_latency(1000, 300, 0.0, 50, 10)["fps"] == pytest.approx(1000)
+    assert time_shared_bound_fps(1000, 300, 0.5) == pytest.approx(1 / per_input)
 
 
 def test_system_model_is_formulas_only():

@@ -158,6 +158,7 @@ def test_every_committed_config_validates():
 NULL_IS_AN_ERROR = ["dataset", "original", "original.training", "twins", "twins.w1a1", "twin", "twin.training",
                     "cascade", "throughput", "compute", "hardware"]
 NULL_IS_THE_DEFAULT = ["hardware.time_shared", "hardware.design_point", "hardware.original_quant",
+                       "hardware.overheads", "hardware.sensitivity",
                        "hardware.board_hosts", "original.model_kwargs"]
 
 

@@ -383,16 +383,18 @@ class SearchStage(Stage):
     fps_factor: float
     mvau_wwidth_max: int
     refine_steps: int
-    mac: str  # where the network's MACs go (:func:`network_mac`)
+    macs: list  # where the network's MACs may go, each searched (:func:`network_macs`)
 
 
 @dataclass(frozen=True)
 class ColocateStage(Stage):
     board: str
     utilization: float
-    max_replicas: int
+    max_replicas: int | None
+    overheads: dict  # hardware.overheads: stated per-instance and dispatcher costs
+    sensitivity: dict  # hardware.sensitivity: factors on the designs' estimates
     switch_ms: float
-    switch_batch: int
+    latency_budget_ms: float | None
     scheduler: str  # the scheduler the built design point is sized for
     design_gate: str
     design_target: float
@@ -407,7 +409,6 @@ class BuildStage(Stage):
     clock_mhz: float | None
     vivado: bool
     role: str
-    mac: str  # where the built network's MACs go
 
 
 @dataclass(frozen=True)
@@ -417,8 +418,6 @@ class PairBuildStage(Stage):
     board: str
     clock_mhz: float | None
     vivado: bool
-    twin_mac: str
-    original_mac: str
 
 
 @dataclass(frozen=True)
@@ -507,10 +506,10 @@ def build_network_of(role: str, twin: str) -> str:
     return twin_network(twin) if role == "twin" else ORIGINAL_NETWORK
 
 
-def network_mac(config: dict, network: str) -> str:
-    """Where ``network``'s MACs go: hardware.twin_mac or hardware.original_mac."""
+def network_macs(config: dict, network: str) -> list[str]:
+    """Where ``network``'s MACs may go, each searched: hardware.twin_macs or hardware.original_macs."""
     hw = config["hardware"]
-    return hw["twin_mac"] if network_role(network) == "twin" else hw["original_mac"]
+    return list(hw["twin_macs"] if network_role(network) == "twin" else hw["original_macs"])
 
 
 # --------------------------------------------------------------------------- from the validated config
@@ -581,13 +580,15 @@ def search_stage(config: dict, board: str, network: str) -> SearchStage:
     return SearchStage(board=board, network=network, role=network_role(network), clock_mhz=hw["clock_mhz"],
                        utilization=hw["utilization"], fps_start=hw["fps_start"], fps_factor=hw["fps_factor"],
                        mvau_wwidth_max=hw["mvau_wwidth_max"], refine_steps=hw["refine_steps"],
-                       mac=network_mac(config, network))
+                       macs=network_macs(config, network))
 
 
 def colocate_stage(config: dict, board: str) -> ColocateStage:
     hw = config["hardware"]
     return ColocateStage(board=board, utilization=hw["utilization"], max_replicas=hw["max_replicas"],
-                         switch_ms=hw["time_shared"]["switch_ms"], switch_batch=hw["time_shared"]["batch"],
+                         overheads=canonical(hw["overheads"]), sensitivity=canonical(hw["sensitivity"]),
+                         switch_ms=hw["time_shared"]["switch_ms"],
+                         latency_budget_ms=hw["time_shared"]["latency_budget_ms"],
                          scheduler=hw["scheduler"],
                          design_gate=hw["design_point"]["gate"],
                          design_target=float(hw["design_point"]["target_value"]),
@@ -596,15 +597,13 @@ def colocate_stage(config: dict, board: str) -> ColocateStage:
 
 def build_stage(config: dict, board: str, twin: str, role: str) -> BuildStage:
     hw = config["hardware"]
-    network = build_network_of(role, twin)
-    return BuildStage(board=board, clock_mhz=hw["clock_mhz"], vivado=bool(hw["vivado"]), role=role,
-                      mac=network_mac(config, network))
+    build_network_of(role, twin)  # refuses an unknown role
+    return BuildStage(board=board, clock_mhz=hw["clock_mhz"], vivado=bool(hw["vivado"]), role=role)
 
 
 def build_pair_stage(config: dict, board: str) -> PairBuildStage:
     hw = config["hardware"]
-    return PairBuildStage(board=board, clock_mhz=hw["clock_mhz"], vivado=bool(hw["vivado"]),
-                          twin_mac=hw["twin_mac"], original_mac=hw["original_mac"])
+    return PairBuildStage(board=board, clock_mhz=hw["clock_mhz"], vivado=bool(hw["vivado"]))
 
 
 def board_timing_stage(config: dict, board: str) -> BoardTimingStage:
@@ -642,8 +641,8 @@ def run_design(config: dict) -> dict:
             "scheduler": f"{hw['scheduler']} (design point); work_sharing and twin_first in the tables",
             "original precision": f"{q['weight_bits']}-bit weights, {q['act_bits']}-bit activations",
             "clock": f"{hw['clock_mhz']} MHz" if hw["clock_mhz"] else "each board file's clock",
-            "accelerators": f"FINN+ dataflow, weights on chip; twin MACs: {hw['twin_mac']}, original: "
-                            f"{hw['original_mac']} (FINN+ estimates)"})
+            "accelerators": f"FINN+ dataflow, weights on chip; twin MACs: {', '.join(hw['twin_macs'])}, original: "
+                            f"{', '.join(hw['original_macs'])} (FINN+ estimates)"})
     return design
 
 

@@ -30,6 +30,7 @@ rule hw_build_pair:
         unpack(get_pair_dataflows),
         folding_twin=rules.hw_colocate.output.folding_twin,
         folding_original=rules.hw_colocate.output.folding_original,
+        design_points=rules.hw_colocate.output.design_points,
     output:
         estimates=f"{HW}/builds/{{board}}__{{twin}}__pair.json",
     log:

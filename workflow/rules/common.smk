@@ -124,6 +124,11 @@ def get_hw_build_inputs(wildcards):
     return {
         "dataflow": expand(rules.hw_prepare.output.dataflow, network=network)[0],
         "folding": expand(folding, board=wildcards.board, twin=wildcards.twin)[0],
+        "design_points": expand(
+            rules.hw_colocate.output.design_points,
+            board=wildcards.board,
+            twin=wildcards.twin,
+        )[0],
     }
 
 

@@ -34,6 +34,7 @@ from ..hardware import colocate as co
 from ..hardware import figures, search, tables
 from ..hardware.board_timing import run_on_board, run_pair_on_board
 from ..hardware.boards import RESOURCES, load_board
+from ..hardware.bounds import layer_costs, merge_costs, resource_bound
 from ..hardware.estimate import EstimatePath
 from ..hardware.export import check_export, export_qonnx_model, qonnx_logits, quantize_original
 from ..hardware.finn_build import build_network, prepare_network
@@ -128,81 +129,108 @@ def _design_point(rows: pd.DataFrame, gate: str, target: float, scheduler: str) 
 
 
 def search_step(stage: SearchStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> str:
-    """The design space of one network on one board (:func:`twindnn.hardware.search.search_network`).
+    """The design space of one network on one board, for each of its MAC resources
+    (:func:`twindnn.hardware.search.search_network`), with the network's resource bound
+    (:func:`twindnn.hardware.bounds.resource_bound`) beside every design.
 
-    inputs: dataflow; outputs: designs (CSV, with the limit of the fastest fitting design), foldings (JSON list).
+    inputs: dataflow; outputs: designs (CSV: a ``mac`` column, the limit of each MAC choice's
+    fastest fitting design, the bound and each design's share of it), foldings (JSON list, by design id).
     """
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
-    path = EstimatePath(inputs["dataflow"], board, mac=stage.mac)
-    designs, foldings, limit = search.search_network(path, stage.role, board, float(stage.utilization), stage.fps_start,
-                                                 stage.fps_factor, stage.mvau_wwidth_max,
-                                                 refine_steps=stage.refine_steps, log=log)
+    util = float(stage.utilization)
+    tables, foldings, costs, limits = [], [], [], []
+    for mac in stage.macs:
+        path = EstimatePath(inputs["dataflow"], board, mac=mac)
+        designs, folds, limit = search.search_network(path, f"{stage.role} ({mac})", board, util, stage.fps_start,
+                                                      stage.fps_factor, stage.mvau_wwidth_max,
+                                                      refine_steps=stage.refine_steps, log=log)
+        designs["network"] = stage.role
+        designs["design"] = designs["design"] + len(foldings)
+        designs.insert(2, "mac", mac)
+        designs["limit_of_fastest_fitting"] = limit
+        tables.append(designs)
+        foldings += folds
+        costs.append(layer_costs(path.specialized, board["part"]))
+        limits.append(f"{mac}: {limit}")
+    designs = pd.concat(tables, ignore_index=True)
     designs.insert(0, "board", stage.board)
-    designs["fits"] = [search.fits(r, board, float(stage.utilization)) for _, r in designs.iterrows()]
-    designs["limit_of_fastest_fitting"] = limit
-    designs["budget_utilization"] = float(stage.utilization)
+    designs["fits"] = [search.fits(r, board, util) for _, r in designs.iterrows()]
+    bound = resource_bound(merge_costs(*costs), search.budget(board, util), board["clock_mhz"])
+    for key, value in bound.items():
+        designs[key.replace("bound_", "resource_bound_")] = value
+    designs["bound_share"] = designs["estimated_throughput_fps"] / bound["bound_fps"]
+    designs["budget_utilization"] = util
     designs["source"] = SOURCE_ESTIMATE
     designs.to_csv(outputs["designs"], index=False)
     Path(outputs["foldings"]).write_text(json.dumps(foldings))
-    return f"{stage.board} {stage.network}: {len(designs)} designs evaluated; fastest fitting limited by: {limit}"
+    return (f"{stage.board} {stage.network}: {len(designs)} designs evaluated; resource bound "
+            f"{bound['bound_fps']:,.0f} FPS; fastest fitting limited by: {'; '.join(limits)}")
 
 
 def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin: str, log=sys.stderr) -> str:
-    """The pair search of one twin and the original on one board (from each network's searched
-    designs), the system table (TwinDNN and its baselines per operating point and scheduler), and
-    the design point's foldings.
+    """The optimizer's placement of one twin and the original on one board (from each network's
+    searched designs), the system table (TwinDNN and its baselines per operating point and
+    scheduler), and the design point's foldings.
 
     inputs: twin_designs, twin_foldings, original_designs, original_foldings, operating_points,
     twin_logits, original_logits; outputs: system, folding_twin, folding_original,
-    folding_original_alone, design_points.
+    folding_original_alone, design_points (JSON: each built role's design, its MAC resource and
+    the mix it stands for).
     """
     board = load_board(stage.board)
     util = float(stage.utilization)
-    designs, foldings, limits = {}, {}, {}
+    designs, foldings = {}, {}
     for role in ("twin", "original"):
         designs[role] = pd.read_csv(inputs[f"{role}_designs"])
         foldings[role] = json.loads(Path(inputs[f"{role}_foldings"]).read_text())
-        limits[role] = str(designs[role]["limit_of_fastest_fitting"].iloc[0])
 
     tl, ol = load_npz(inputs["twin_logits"]), load_npz(inputs["original_logits"])
     chosen = pd.read_csv(inputs["operating_points"])
     # the FPGA half builds the configured rule's operating points (cascade.selection)
     pts = rescore_operating_points(tl, ol, chosen[chosen["selection"] == stage.selection])
-    system = co.system_rows(board, twin, designs["twin"], designs["original"], pts, util, limits,
-                            max_replicas=stage.max_replicas, switch_ms=stage.switch_ms,
-                            switch_batch=stage.switch_batch)
-    # The closed forms beside a replay of the test split through the two accelerators.
+    over = stage.overheads
+    system = co.system_rows(board, twin, designs["twin"], designs["original"], pts, util,
+                            max_replicas=stage.max_replicas, per_instance={"LUT": over["instance_lut"]},
+                            dispatcher={"LUT": over["dispatcher_lut"], "BRAM_18K": over["dispatcher_bram_18k"]},
+                            sensitivity=stage.sensitivity)
+    # The closed forms beside a replay of the test split through the two accelerators, then the
+    # time-shared baseline at TwinDNN's simulated latency (or the configured budget).
     system = simulate_system_rows(system, pts, tl, ol)
+    system = co.time_shared_rows(system, stage.switch_ms, stage.latency_budget_ms)
     system.to_csv(outputs["system"], index=False)
 
-    # The builds: the design point's pair, and the original's best whole-device design.
+    # The builds: the design point's pair, and the original's best whole-device mix, each by the
+    # design that carries most of its mix's throughput (the tables recompute the mix from its counts).
     fitting = system[system["fits"].astype(bool)]
     design_point = None
+    first = system.iloc[0]
     if fitting.empty:
         # Nothing fits together: build the slowest designs, so the tables show by how much.
         print(f"WARNING {stage.board}: twin and original do not fit together in {util:.0%} of the board; "
               "building their slowest designs", file=log)
-        picks = {"twin": (0, 1), "original": (0, 1)}
+        picks = {"twin": (0, {0: 1}), "original": (0, {0: 1})}
     else:
         dp = _design_point(fitting, stage.design_gate, stage.design_target, stage.scheduler)
-        picks = {"twin": (int(dp["twin_design"]), int(dp["twin_replicas"])),
-                 "original": (int(dp["original_design"]), int(dp["original_replicas"]))}
+        picks = {"twin": (int(dp["twin_design"]), _counts(dp["twin_counts"])),
+                 "original": (int(dp["original_design"]), _counts(dp["original_counts"]))}
         match = pts[(pts["gate"] == dp["gate"]) & ((pts["target_value"] == dp["target_value"]) | (dp["gate"] == "oracle"))]
         design_point = {k: (dp[k].item() if hasattr(dp[k], "item") else dp[k]) for k in (
             "gate", "target_value", "scheduler", "forwarded_fraction", "twindnn_fps", "twindnn_accuracy",
             "simulated_throughput_fps", "simulated_accuracy")}
         design_point["threshold"] = float(match["threshold"].iloc[0])
         print(f"design point ({stage.scheduler}): {dp['gate']} target {dp['target_value']}, "
-              f"f={dp['forwarded_fraction']:.3f}, TwinDNN {dp['twindnn_fps']:,.0f} FPS vs original alone "
-              f"{dp['original_alone_fps']:,.0f} FPS (FINN+ estimates)", file=log)
-    alone = co.best_alone(designs["original"], board, util, stage.max_replicas)
-    picks["original_alone"] = (alone["design"], alone["replicas"]) if alone else (0, 1)
+              f"f={dp['forwarded_fraction']:.3f}, TwinDNN {dp['twindnn_fps']:,.0f} FPS ({dp['twin_mix']} | "
+              f"{dp['original_mix']}) vs original alone {dp['original_alone_fps']:,.0f} FPS "
+              f"({dp['original_alone_mix']}) (FINN+ estimates)", file=log)
+    alone = _counts(first["original_alone_counts"])
+    picks["original_alone"] = (co.main_design(alone, designs["original"]), alone) if alone else (0, {0: 1})
     points = {}
-    for role, (i, k) in picks.items():
+    for role, (i, counts) in picks.items():
         network = "twin" if role == "twin" else "original"
         co.save_folding(foldings[network][i], outputs[f"folding_{role}"])
-        row = designs[network].iloc[i]
-        points[role] = {"network": network, "design": i, "replicas": k,
+        row = designs[network].set_index("design").loc[i]
+        points[role] = {"network": network, "design": i, "replicas": int(sum(counts.values())),
+                        "mac": str(row["mac"]), "mix": {str(d): int(n) for d, n in counts.items()},
                         **{c: (row[c].item() if hasattr(row[c], "item") else row[c])
                            for c in ("estimated_throughput_fps", "max_cycles", "critical_path_cycles", *RESOURCES)}}
     Path(outputs["design_points"]).write_text(json.dumps({"board": stage.board, "twin": twin,
@@ -211,14 +239,26 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
     return system.to_string(index=False)
 
 
+def _counts(text) -> dict:
+    """A mix from its JSON column ({design: instances}), keys as ints."""
+    return {int(d): int(n) for d, n in json.loads(text).items()} if isinstance(text, str) else {}
+
+
+def built_mac(design_points: str, role: str) -> str:
+    """The MAC resource of the design a build of ``role`` builds (from the colocate step's choice)."""
+    return json.loads(Path(design_points).read_text())["roles"][role]["mac"]
+
+
 def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     """One network's FINN+ build on one board (estimates; with hardware.vivado the bitstream too).
 
-    inputs: dataflow, folding; outputs: estimates (JSON), build_dir.
+    inputs: dataflow, folding, design_points; outputs: estimates (JSON), build_dir.
     """
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     out_dir = Path(outputs["build_dir"])
-    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado), mac=stage.mac)
+    mac = built_mac(inputs["design_points"], stage.role)
+    est = build_network(inputs["dataflow"], out_dir, board, inputs["folding"], vivado=bool(stage.vivado), mac=mac)
+    est["mac"] = mac
     est["board"] = stage.board
     est["budget"] = board["resources"]
     est["source"] = SOURCE_ESTIMATE
@@ -230,11 +270,11 @@ def build_step(stage: BuildStage, inputs: Mapping, outputs: Mapping) -> dict:
 def build_pair_step(stage: PairBuildStage, inputs: Mapping, outputs: Mapping) -> dict:
     """The design point's twin and original as ONE design (FINN+'s multi-DNN Parallel mode): joint
     estimate reports, or with hardware.vivado the joint bitstream. inputs: twin_dataflow,
-    original_dataflow, folding_twin, folding_original; outputs: estimates (JSON), build_dir."""
+    original_dataflow, folding_twin, folding_original, design_points; outputs: estimates (JSON), build_dir."""
     board = load_board(stage.board, clock_mhz=stage.clock_mhz)
     est = build_pair(inputs["twin_dataflow"], inputs["original_dataflow"], inputs["folding_twin"],
                      inputs["folding_original"], board, outputs["build_dir"], vivado=bool(stage.vivado),
-                     macs={"twin": stage.twin_mac, "original": stage.original_mac})
+                     macs={role: built_mac(inputs["design_points"], role) for role in ("twin", "original")})
     est.update(board=stage.board, budget=board["resources"], source=SOURCE_ESTIMATE,
                deploy_dir=str(Path(outputs["build_dir"]) / "joint" / "build" / "deploy") if stage.vivado else None)
     Path(outputs["estimates"]).write_text(json.dumps(est, indent=2, default=str))

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from twindnn.config import SearchStage
 from twindnn.hardware import colocate as co
 from twindnn.hardware import search
 from twindnn.hardware.boards import load_board
@@ -14,9 +15,11 @@ from twindnn.hardware.estimate import EstimatePath, rtl_mvu_dsps
 from twindnn.hardware.export import check_export, export_qonnx_model, quantize_original
 from twindnn.hardware.finn_build import build_network, prepare_network
 from twindnn.hardware.finn_env import UnmappedNodeError
+from twindnn.hardware.optimize import recompute_resources
 from twindnn.hardware.streamline import step_check_all_mapped
 from twindnn.hardware.tables import budget_violations
 from twindnn.models import QuantSpec, build_model, create_twin
+from twindnn.steps.fpga import search_step
 from twindnn.train import save_checkpoint
 
 # 16 px: the smallest maps (2x2) still take a padded 3x3 conv (qonnx's Im2Col cannot pad a 1x1 map).
@@ -190,18 +193,35 @@ def test_search_names_its_limit_and_its_designs_fit(prepared):
             assert (~designs.apply(lambda r: search.fits(r, board, 0.85), axis=1)).any()
 
 
-def test_colocated_design_fits_budget(prepared):
+def test_searched_designs_stay_below_the_resource_bound_and_the_mix_fits(prepared, tmp_path):
+    """The search step over both MAC resources: every design names its MAC resource, no fitting
+    design beats the network's resource bound, and the optimizer's pair, recomputed from its counts,
+    fits the budget."""
     board = load_board("Pynq-Z2")
     designs = {}
     for name in ("twin", "original"):
-        path = EstimatePath(prepared[name]["dataflow"], board)
-        designs[name], _, _ = search.search_network(path, name, board, 0.85, fps_start=100, fps_factor=8,
-                                                mvau_wwidth_max=8191, refine_steps=1)
-    best = co.best_pair(designs["twin"], designs["original"], board, 0.3, "work_sharing", utilization=0.85,
-                        max_replicas=4)
+        stage = SearchStage(board="Pynq-Z2", network=name, role=name, clock_mhz=None, utilization=0.85,
+                            fps_start=100, fps_factor=8, mvau_wwidth_max=8191, refine_steps=1, macs=["auto", "lut"])
+        out = {"designs": tmp_path / f"{name}.csv", "foldings": tmp_path / f"{name}.json"}
+        search_step(stage, {"dataflow": prepared[name]["dataflow"]}, out)
+        designs[name] = pd.read_csv(out["designs"])
+        d = designs[name]
+        assert set(d["mac"]) == {"auto", "lut"} and d["design"].tolist() == list(range(len(d)))
+        assert len(json.loads(out["foldings"].read_text())) == len(d)
+        fitting = d[d["fits"]]
+        assert len(fitting) and (fitting["estimated_throughput_fps"] <= fitting["resource_bound_fps"] + 1e-6).all()
+        assert (d["resource_bound_fps"] >= d[["resource_bound_dsp_fps", "resource_bound_lut_fps"]].max(axis=1)).all()
+        assert (d.loc[d["mac"] == "lut", "DSP"] == 0).all()  # LUT designs leave the DSPs free
+    cap = search.budget(board, 0.85)
+    best = co.best_pair(designs["twin"], designs["original"], cap, 0.3, "work_sharing")
     assert best is not None
-    for r in co.RESOURCES:
-        assert best[f"total_{r}"] <= 0.85 * board["resources"][r]
+    for role in ("twin", "original"):
+        res = recompute_resources(best["counts"][role], designs[role])
+        for r in co.RESOURCES:
+            assert res[r] <= cap[r] + 1e-9
+    total = {r: sum(recompute_resources(best["counts"][k], designs[k])[r] for k in ("twin", "original"))
+             for r in co.RESOURCES}
+    assert total == pytest.approx(best["resources"])
     host = json.loads((prepared["twin"]["dir"] / "host_output_scale.json").read_text())
     assert host["logit_scale"] > 0
 
@@ -260,7 +280,8 @@ def test_papers_precisions_go_through_finn_and_the_system_model(paper_pair):
     points = pd.DataFrame([{"gate": "logit_margin", "target_kind": "accuracy_recovery", "target_value": 0.9,
                             "forwarded_fraction": 0.3, "twin_accuracy": 0.6, "original_accuracy": 0.7,
                             "system_accuracy": 0.69, "accuracy_recovery": 0.9}])
-    rows = co.system_rows(board, "t2a8", designs["twin"], designs["original"], points, 0.85, limits)
+    rows = co.system_rows(board, "t2a8", designs["twin"].assign(mac="lut"), designs["original"].assign(mac="auto"),
+                          points, 0.85)
     assert set(rows["scheduler"]) == {"work_sharing", "twin_first"} and rows["original_alone_fps"].gt(0).all()
     assert not budget_violations(rows.assign(fits=rows["fits"]))
 

@@ -20,15 +20,16 @@ LAYERS = [
     ["twindnn", "twindnn.system", "twindnn.hardware", "twindnn.steps", "twindnn.device", "twindnn.snakemake_io",
      "twindnn.plotting", "twindnn.system.model", "twindnn.system.host_loop", "twindnn.hardware.boards",
      "twindnn.hardware.finn_env", "twindnn.data.base", "twindnn.data.split", "twindnn.stats"],
-    # 1: networks, gates, provenance, decoding, FINN+ steps, the board link
+    # 1: networks, gates, provenance, decoding, FINN+ steps, the board link, FIFO costs, the optimizer
     ["twindnn.models", "twindnn.operating_points", "twindnn.provenance", "twindnn.data.decode",
-     "twindnn.data.imagenet", "twindnn.hardware.streamline", "twindnn.hardware.board_timing"],
+     "twindnn.data.imagenet", "twindnn.hardware.streamline", "twindnn.hardware.board_timing",
+     "twindnn.hardware.fifo", "twindnn.hardware.optimize"],
     # 2: readers, the system simulation, table files, the config boundary, the estimate path, export
     ["twindnn.cascade", "twindnn.data.readers", "twindnn.table_io", "twindnn.hardware.estimate",
      "twindnn.hardware.export"],
-    # 3: the dataset cache, the per-network search, the builds
+    # 3: the dataset cache, the per-network search and resource bound, the builds
     ["twindnn.config", "twindnn.system.simulate", "twindnn.data.cache", "twindnn.hardware.search",
-     "twindnn.hardware.finn_build", "twindnn.hardware.multi_dnn"],
+     "twindnn.hardware.bounds", "twindnn.hardware.finn_build", "twindnn.hardware.multi_dnn"],
     # 4: the data package's API, the pair search, the reports of both halves
     ["twindnn.data", "twindnn.hardware.colocate", "twindnn.hardware.tables", "twindnn.hardware.figures",
      "twindnn.report"],

@@ -392,7 +392,7 @@ class ColocateStage(Stage):
     utilization: float
     max_replicas: int | None
     overheads: dict  # hardware.overheads: stated per-instance and dispatcher costs
-    sensitivity: dict  # hardware.sensitivity: factors on the designs' estimates
+    sensitivity: dict  # hardware.sensitivity: {resource: factor on the designs' estimates}
     switch_ms: float
     latency_budget_ms: float | None
     scheduler: str  # the scheduler the built design point is sized for
@@ -586,7 +586,8 @@ def search_stage(config: dict, board: str, network: str) -> SearchStage:
 def colocate_stage(config: dict, board: str) -> ColocateStage:
     hw = config["hardware"]
     return ColocateStage(board=board, utilization=hw["utilization"], max_replicas=hw["max_replicas"],
-                         overheads=canonical(hw["overheads"]), sensitivity=canonical(hw["sensitivity"]),
+                         overheads=canonical(hw["overheads"]), sensitivity={"LUT": float(hw["sensitivity"]["lut_factor"]),
+                                                                       "BRAM_18K": float(hw["sensitivity"]["bram_factor"])},
                          switch_ms=hw["time_shared"]["switch_ms"],
                          latency_budget_ms=hw["time_shared"]["latency_budget_ms"],
                          scheduler=hw["scheduler"],

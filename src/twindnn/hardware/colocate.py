@@ -39,7 +39,7 @@ from ..system.model import (
     time_shared_bound_fps,
 )
 from .boards import RESOURCES
-from .optimize import ALONE, counts_json, main_design, mix_text, recompute_resources, solve
+from .optimize import ALONE, counts_json, instance_resources, main_design, mix_text, recompute_resources, solve
 from .search import budget
 
 DSP_MACS = ("auto", "dsp")  # the MAC choices of a DSP-only flow (auto: FINN+'s RTL units on DSPs)
@@ -54,7 +54,7 @@ def dsp_designs(designs: pd.DataFrame) -> pd.DataFrame:
 
 def _fitting(designs: pd.DataFrame, cap: dict) -> pd.DataFrame:
     """The designs of which one instance fits ``cap`` (the rest cannot be placed)."""
-    ok = [all(float(d[r]) <= cap[r] + 1e-9 for r in RESOURCES) for _, d in designs.iterrows()]
+    ok = [all(instance_resources(d)[r] <= cap[r] + 1e-9 for r in RESOURCES) for _, d in designs.iterrows()]
     return designs[ok]
 
 

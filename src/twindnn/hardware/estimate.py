@@ -21,6 +21,18 @@ Declared corrections and gaps (finn-plus 1.6.1):
   the tables carry the list.
 - **Latency** is FINN's critical path (``estimated_latency_ns`` of
   ``estimate_network_performance.json``) everywhere.
+- **Threshold memories** (``Thresholding_rtl``) are placed by the depth triggers
+  ``depth_trigger_bram``/``depth_trigger_uram`` (part of the folding config, applied by
+  ``step_apply_folding_config`` like PE and SIMD). FINN+'s estimate and the RTL
+  (``finn-rtllib/thresholding/hdl/thresholding.sv``) agree on a stage of depth ``d`` when both
+  triggers are set: URAM for ``d >= depth_trigger_uram``, BRAM for ``depth_trigger_bram <= d <
+  depth_trigger_uram``; below both the RTL takes LUTRAM and the estimate the least wasteful
+  primitive (LUTRAM but for exact fits). With only ``depth_trigger_bram`` set the estimate would
+  put every stage in URAM (its test is ``depth >= depth_trigger_uram``, true for 0), so a BRAM
+  placement sets ``depth_trigger_uram`` to :data:`NO_TRIGGER` (never reached).
+- **Embedded weights** (``mem_mode="internal_embedded"``, HLS matrix units only): FINN+ counts
+  them as LUTs for up to 128 words per PE and SIMD lane, above that as BRAM *and* URAM (its
+  ``uram_estimation`` does not exclude the mode); the search reports what FINN+ estimates.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from .boards import RESOURCES
+from .fifo import fifo_totals, skip_fifos
 from .finn_env import (
     ESTIMATE_OUTPUTS,
     ESTIMATE_STEPS,
@@ -49,11 +62,23 @@ from .finn_env import (
 
 # Attributes a folding config sets (FINN's own list, as step_apply_folding_config writes it back).
 FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresholds", "resType", "mem_mode",
-                 "runtime_writeable_weights", "mac_resource", "impl_style"]
+                 "runtime_writeable_weights", "mac_resource", "impl_style", "depth_trigger_uram", "depth_trigger_bram"]
+NO_TRIGGER = 2**31 - 1  # a depth trigger no memory reaches (the RTL parameter is a 32-bit int unsigned)
 _RTLMATRIX_UNITS = ("MVAU_rtl", "VVAU_rtl")
 # What bit-width minimization depends on, besides the weights: how they are stored.
 _STORAGE_ATTRS = ("ram_style", "ram_style_thresholds", "mem_mode", "runtime_writeable_weights")
 _A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
+
+
+def rtl_lanes(weight_bits: int, act_bits: int, narrow_weights: bool, dsp_block: str) -> int:
+    """Products one DSP48 computes side by side in an RTL matrix unit (along PE), as
+    ``finn-rtllib/mvu/mvu.sv`` packs them; 1 on a DSP58 (which packs 3 along SIMD instead)."""
+    if dsp_block == "DSP58":
+        return 1
+    a_width = _A_WIDTH[dsp_block]
+    lanes = 1 if a_width == weight_bits else 1 + (a_width - (not narrow_weights) - weight_bits) // (
+        weight_bits + act_bits - 1)
+    return max(1, lanes)
 
 
 def rtl_mvu_dsps(pe: int, simd: int, weight_bits: int, act_bits: int, narrow_weights: bool,
@@ -61,35 +86,46 @@ def rtl_mvu_dsps(pe: int, simd: int, weight_bits: int, act_bits: int, narrow_wei
     """DSP blocks of one RTL matrix unit, lanes per DSP as ``finn-rtllib/mvu/mvu.sv`` packs them."""
     if dsp_block == "DSP58":  # mvu_vvu_8sx9_dsp58: 3 products per DSP58 (FINN+'s own count)
         return int(pe * math.ceil(simd / 3))
-    a_width = _A_WIDTH[dsp_block]
-    lanes = 1 if a_width == weight_bits else 1 + (a_width - (not narrow_weights) - weight_bits) // (
-        weight_bits + act_bits - 1)
-    return int(math.ceil(pe / max(1, lanes)) * simd)
+    return int(math.ceil(pe / rtl_lanes(weight_bits, act_bits, narrow_weights, dsp_block)) * simd)
+
+
+def rtl_dsp_block(fpga_part: str) -> str | None:
+    """The DSP block whose RTL lane packing :func:`rtl_mvu_dsps` models, else None."""
+    block = get_dsp_block(fpga_part)
+    return block if block in (*_A_WIDTH, "DSP58") else None
+
+
+def rtl_operands(model, node) -> tuple[int, int, bool]:
+    """(weight bits, activation bits, narrow-range weights) of an RTL matrix unit, as its HDL
+    generation reads them (``MVAU_rtl.generate_hdl``)."""
+    inst = getCustomOp(node)
+    weights = model.get_initializer(node.input[1])
+    wdt = inst.get_input_datatype(1)
+    narrow = not (weights is None or np.min(weights) == wdt.min()
+                  or inst.get_nodeattr("mem_mode") in ("dynamic", "external_mem"))
+    return wdt.bitwidth(), inst.get_input_datatype(0).bitwidth(), narrow
 
 
 def _dsp_corrections(model, fpga_part: str) -> dict[str, tuple[int, int]]:
     """{node: (FINN+'s DSP count, the RTL's)} for the RTL matrix units of ``model``."""
-    block = get_dsp_block(fpga_part)
+    block = rtl_dsp_block(fpga_part)
     out = {}
     for node in model.graph.node:
-        if node.op_type not in _RTLMATRIX_UNITS or block not in (*_A_WIDTH, "DSP58"):
+        if node.op_type not in _RTLMATRIX_UNITS or block is None:
             continue
         inst = getCustomOp(node)
-        weights = model.get_initializer(node.input[1])
-        wdt = inst.get_input_datatype(1)
-        narrow = not (weights is None or np.min(weights) == wdt.min()
-                      or inst.get_nodeattr("mem_mode") in ("dynamic", "external_mem"))
         finn = int(inst.dsp_estimation(fpga_part))
-        rtl = rtl_mvu_dsps(inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), wdt.bitwidth(),
-                           inst.get_input_datatype(0).bitwidth(), narrow, block)
+        rtl = rtl_mvu_dsps(inst.get_nodeattr("PE"), inst.get_nodeattr("SIMD"), *rtl_operands(model, node), block)
         out[node.name] = (finn, rtl)
     return out
 
 
-def read_reports(report_dir, clock_mhz: float, model, fpga_part: str) -> dict:
-    """A design's figures from FINN+'s estimate reports, with the declared corrections applied.
+def read_reports(report_dir, clock_mhz: float, model, fpga_part: str, uram: bool = True) -> dict:
+    """A design's figures from FINN+'s estimate reports, with the declared corrections applied,
+    and beside them (``fifo_<resource>``, not added in) the skip-connection FIFOs FINN+'s estimate
+    leaves out (:func:`twindnn.hardware.fifo.skip_fifos`; ``uram``: whether the part has URAM for them).
 
-    ``model`` is the graph the reports were made from (for the node types and the RTL DSP count).
+    ``model`` is the graph the reports were made from (for the node types, the RTL DSP count and the FIFOs).
     """
     report = Path(report_dir)
     perf = json.loads((report / "estimate_network_performance.json").read_text())
@@ -114,11 +150,16 @@ def read_reports(report_dir, clock_mhz: float, model, fpga_part: str) -> dict:
         "max_cycles": int(perf["max_cycles"]),
         "critical_path_cycles": int(perf["critical_path_cycles"]),
         "bottleneck_layer": bottleneck["layer"],
+        "bottleneck_cycles": int(bottleneck["cycles"]),
         **{r: float(sum(lay[r] for lay in layers)) for r in RESOURCES},
         "DSP_finn": float(sum(lay.get("DSP_finn", lay["DSP"]) for lay in layers)),
         "zero_estimated": zero_estimated(layers),
         "layers": layers,
     }
+    fifos = skip_fifos(model, fpga_part, mem_style="auto" if uram else "block")
+    totals = fifo_totals(fifos)
+    out.update({f"fifo_{r}": float(totals[r]) for r in RESOURCES})
+    out.update(fifos=int(totals["fifos"]), fifo_depth_max=int(totals["fifo_depth_max"]))
     return out
 
 
@@ -170,11 +211,22 @@ class EstimatePath:
         return build_config(self._tmp.name, ESTIMATE_STEPS, ESTIMATE_OUTPUTS, self.board["part"],
                             self.board["clock_mhz"], standalone_thresholds=True, **extra)
 
-    def fold(self, target_fps: float, mvau_wwidth_max: int | None) -> dict:
-        """The folding config FINN's ``SetFolding`` chooses for ``target_fps`` (no SIMD cap when None)."""
-        cycles = max(1, int(self.board["clock_mhz"] * 1e6 / max(float(target_fps), 1e-9)))
+    def target_cycles(self, target_fps: float) -> int:
+        """The cycles per frame ``SetFolding`` is asked for at ``target_fps``."""
+        return max(1, int(self.board["clock_mhz"] * 1e6 / max(float(target_fps), 1e-9)))
+
+    def fold(self, target_fps: float, mvau_wwidth_max: int | None, embedded=()) -> dict:
+        """The folding config FINN's ``SetFolding`` chooses for ``target_fps`` (no SIMD cap when None).
+
+        ``embedded``: matrix units folded with ``mem_mode="internal_embedded"`` (SetFolding caps
+        the PE of ``internal_decoupled`` HLS units at an 8191-bit weight stream, not theirs).
+        """
         model = copy.deepcopy(self.specialized)
-        model = model.transform(SetFolding(cycles, mvau_wwidth_max=int(mvau_wwidth_max or 2**31 - 1)))
+        for node in model.graph.node:
+            if node.name in embedded:
+                getCustomOp(node).set_nodeattr("mem_mode", "internal_embedded")
+        model = model.transform(SetFolding(self.target_cycles(target_fps),
+                                           mvau_wwidth_max=int(mvau_wwidth_max or 2**31 - 1)))
         return mac_attributes(folding_config(model), self.mac)
 
     def evaluate(self, folding: dict) -> dict:
@@ -185,21 +237,30 @@ class EstimatePath:
         that store weights alike, and the folding applied again on top. The search-vs-build
         test and the check in :mod:`twindnn.hardware.tables` hold this to the build's numbers.
         """
+        from finn.builder.build_dataflow_steps import step_generate_estimate_reports  # needs prepare_finn() first
+
+        cfg = self._folding_cfg(folding)
+        model = step_generate_estimate_reports(self._applied(folding, cfg), cfg)
+        return read_reports(cfg.get_report_directory(), self.board["clock_mhz"], model, self.board["part"],
+                            uram=float(self.board["resources"]["URAM"]) > 0)
+
+    def minimized(self, folding: dict):
+        """The graph the estimate reports of ``folding`` are made from (bit widths minimized,
+        ``folding`` applied): the datatypes FINN+'s per-node models see."""
+        return self._applied(folding, self._folding_cfg(folding))
+
+    def _applied(self, folding: dict, cfg):
         from finn.builder.build_dataflow_steps import (  # needs prepare_finn() first
             step_apply_folding_config,
-            step_generate_estimate_reports,
             step_minimize_bit_width,
         )
 
-        cfg = self._folding_cfg(folding)
         key = json.dumps({n: {a: v for a, v in attrs.items() if a in _STORAGE_ATTRS}
                           for n, attrs in sorted(folding.items())}, sort_keys=True)
         if key not in self._minimized:
             model = step_apply_folding_config(copy.deepcopy(self.specialized), cfg)
             self._minimized[key] = step_minimize_bit_width(model, cfg)
-        model = step_apply_folding_config(copy.deepcopy(self._minimized[key]), cfg)
-        model = step_generate_estimate_reports(model, cfg)
-        return read_reports(cfg.get_report_directory(), self.board["clock_mhz"], model, self.board["part"])
+        return step_apply_folding_config(copy.deepcopy(self._minimized[key]), cfg)
 
     def _folding_cfg(self, folding: dict):
         path = Path(self._tmp.name) / "folding.json"

@@ -71,7 +71,8 @@ def read_estimates(output_dir, board: dict) -> dict:
     """A build's figures, read as the search reads them (:func:`twindnn.hardware.estimate.read_reports`)."""
     output_dir = Path(output_dir)
     model = ModelWrapper(str(output_dir / "intermediate_models" / "step_generate_estimate_reports.onnx"))
-    out = read_reports(output_dir / "report", board["clock_mhz"], model, board["part"])
+    out = read_reports(output_dir / "report", board["clock_mhz"], model, board["part"],
+                       uram=float(board["resources"]["URAM"]) > 0)
     scale_file = output_dir / "report" / "host_output_scale.json"
     out["host_output"] = json.loads(scale_file.read_text()) if scale_file.exists() else None
     return out

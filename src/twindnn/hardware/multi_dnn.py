@@ -138,7 +138,8 @@ def read_pair(build_dir, board: dict, host_scales: dict | None = None) -> dict:
     """The joint build's figures, and each network's share of them (see :func:`build_pair`)."""
     build_dir = Path(build_dir)
     model = ModelWrapper(str(build_dir / "intermediate_models" / "Collapsed_Model_step_generate_estimate_reports.onnx"))
-    out = read_reports(build_dir / "report", board["clock_mhz"], model, board["part"])
+    out = read_reports(build_dir / "report", board["clock_mhz"], model, board["part"],
+                       uram=float(board["resources"]["URAM"]) > 0)
     owner = {n.name: network_of(n) for n in model.graph.node}
     for layer in out["layers"]:
         layer["network"] = owner.get(layer["layer"])

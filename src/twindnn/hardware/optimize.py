@@ -7,9 +7,10 @@ same budget, solved exactly by SciPy's ``milp`` (HiGHS):
 
 - variables: ``n_i >= 0`` instances of each design ``i`` (any mix of a network's designs, each
   with its MACs on DSPs or on LUTs), and for TwinDNN the system rate ``T``;
-- resources: ``sum_i n_i (res_i + per_instance) + fixed <= budget`` for each of LUT, DSP,
-  BRAM_18K and URAM (``per_instance``: a stated cost of each instance's stream splitter and
-  merger port; ``fixed``: the pair's dispatcher);
+- resources: ``sum_i n_i (res_i + fifo_i + per_instance) + fixed <= budget`` for each of LUT,
+  DSP, BRAM_18K and URAM (``res_i``: FINN+'s estimate; ``fifo_i``: the design's skip-connection
+  FIFOs, which FINN+'s estimate leaves out; ``per_instance``: a stated cost of each instance's
+  stream splitter and merger port; ``fixed``: the pair's dispatcher);
 - rates: ``R_t = sum_twin n_i fps_i``, ``R_o = sum_original n_i fps_i``;
 - work sharing (:func:`twindnn.system.model.work_sharing_fps` is exactly the minimum of two
   linear forms): ``T <= R_t (1 - f) + R_o`` and ``f T <= R_o``; twin first: ``T <= R_t`` and
@@ -34,10 +35,20 @@ from .boards import RESOURCES
 ALONE = "alone"  # the objective of one network on its own: its summed rate
 
 
-def _needs(designs: pd.DataFrame, per_instance: dict | None) -> np.ndarray:
-    """(designs x RESOURCES) resources of one instance of each design, its per-instance cost included."""
+FIFO_PREFIX = "fifo_"  # a design's skip-connection FIFOs (twindnn.hardware.fifo), beside FINN+'s own figures
+
+
+def instance_resources(design, per_instance: dict | None = None) -> dict:
+    """One instance of a design: FINN+'s figures, its estimated skip FIFOs (``fifo_<resource>``
+    columns, where the table has them) and the stated per-instance cost."""
     extra = per_instance or {}
-    return np.array([[float(d[r]) + float(extra.get(r, 0.0)) for r in RESOURCES] for _, d in designs.iterrows()],
+    return {r: float(design[r]) + float(design.get(FIFO_PREFIX + r, 0.0) or 0.0) + float(extra.get(r, 0.0))
+            for r in RESOURCES}
+
+
+def _needs(designs: pd.DataFrame, per_instance: dict | None) -> np.ndarray:
+    """(designs x RESOURCES) resources of one instance of each design (:func:`instance_resources`)."""
+    return np.array([[instance_resources(d, per_instance)[r] for r in RESOURCES] for _, d in designs.iterrows()],
                     dtype=np.float64).reshape(len(designs), len(RESOURCES))
 
 
@@ -176,6 +187,5 @@ def main_design(counts: dict, designs: pd.DataFrame) -> int:
 def recompute_resources(counts: dict, designs: pd.DataFrame, per_instance: dict | None = None) -> dict:
     """The resources of a mix, recomputed from its design counts and the designs' own figures."""
     by_id = designs.set_index(designs["design"].astype(int))
-    extra = per_instance or {}
-    return {r: float(sum(n * (float(by_id.loc[int(d), r]) + float(extra.get(r, 0.0))) for d, n in counts.items()))
-            for r in RESOURCES}
+    per = {int(d): instance_resources(by_id.loc[int(d)], per_instance) for d in counts}
+    return {r: float(sum(n * per[int(d)][r] for d, n in counts.items())) for r in RESOURCES}

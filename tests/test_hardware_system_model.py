@@ -150,6 +150,10 @@ def test_system_rows_have_every_baseline():
     assert t["time_shared_fps"] == pytest.approx(batch / (batch * per_input + 0.02))
     assert t["gain_vs_time_shared"] == pytest.approx(t["twindnn_fps"] / t["time_shared_fps"])
     assert t["time_shared_fps"] < t["time_shared_bound_fps"]
+    # a budget that two switches alone overrun: no throughput at that latency, and no gain over it
+    late = time_shared_rows(rows, switch_ms=10.0, latency_budget_ms=30.0).iloc[1]
+    assert not late["time_shared_meets_latency"] and np.isnan(late["time_shared_fps"])
+    assert np.isnan(late["gain_vs_time_shared"]) and "no batch meets the 30.0 ms budget" in late["time_shared_limit"]
 
 
 def test_time_shared_at_a_latency_budget():

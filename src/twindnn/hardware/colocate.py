@@ -209,21 +209,30 @@ def add_gains(rows: pd.DataFrame) -> pd.DataFrame:
 def time_shared_rows(system: pd.DataFrame, switch_ms: float, latency_budget_ms: float | None) -> pd.DataFrame:
     """Baseline (c) at the batch that meets a latency budget: ``latency_budget_ms``, or where it is
     None TwinDNN's simulated p99 latency at that operating point (the rows need the simulation's
-    columns); then the gains again."""
+    columns); then the gains again. Where not even a batch of one meets the budget (two switches
+    alone take longer), (c) has no throughput at that latency (NaN, no gain) and
+    ``time_shared_limit`` says why; its batch-to-infinity bound stays beside it."""
     out = system.copy()
-    fps, batch, budget_ms, meets = [], [], [], []
+    fps, batch, budget_ms, meets, limit = [], [], [], [], []
     for _, row in out.iterrows():
-        limit = latency_budget_ms if latency_budget_ms is not None else row.get("simulated_p99_latency_ms", np.nan)
-        if not (np.isfinite(row["twin_alone_fps"]) and np.isfinite(row["original_alone_fps"])) or \
-                not np.isfinite(limit):
-            fps.append(np.nan), batch.append(np.nan), budget_ms.append(limit), meets.append(False)
+        cap = latency_budget_ms if latency_budget_ms is not None else row.get("simulated_p99_latency_ms", np.nan)
+        if not (np.isfinite(row["twin_alone_fps"]) and np.isfinite(row["original_alone_fps"]) and np.isfinite(cap)):
+            fps.append(np.nan), batch.append(np.nan), budget_ms.append(cap), meets.append(False)
+            limit.append("no latency budget (no simulated TwinDNN latency)" if not np.isfinite(cap)
+                         else "a network does not fit alone")
             continue
         got = time_shared_at_latency(row["twin_alone_fps"], row["original_alone_fps"], row["forwarded_fraction"],
-                                     switch_ms, limit)
-        fps.append(got["fps"]), batch.append(got["batch"]), budget_ms.append(limit), meets.append(got["meets"])
+                                     switch_ms, cap)
+        fps.append(got["fps"] if got["meets"] else np.nan)
+        batch.append(got["batch"] if got["meets"] else np.nan)
+        budget_ms.append(cap), meets.append(got["meets"])
+        limit.append(f"batch {got['batch']}: its two rounds take {got['latency_ms']:.1f} ms of the {cap:.1f} ms budget"
+                     if got["meets"] else
+                     f"no batch meets the {cap:.1f} ms budget: a batch of one takes {got['latency_ms']:.1f} ms "
+                     f"(two switches of {switch_ms:g} ms)")
     out["time_shared_fps"], out["time_shared_batch"] = fps, batch
     out["time_shared_latency_budget_ms"], out["time_shared_meets_latency"] = budget_ms, meets
-    out["time_shared_switch_ms"] = switch_ms
+    out["time_shared_limit"], out["time_shared_switch_ms"] = limit, switch_ms
     return add_gains(out)
 
 

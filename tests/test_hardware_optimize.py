@@ -102,3 +102,40 @@ def test_mix_text_and_main_design():
     assert mix_text({3: 1, 7: 4}, designs) == "1x d3 (auto) + 4x d7 (lut)"
     assert main_design({3: 1, 7: 4}, designs) == 7
     assert counts_json({7: 4, 3: 1}) == '{"3": 1, "7": 4}'
+
+
+def test_limit_names_every_resource_that_blocks_a_design_and_no_unused_one():
+    # A is blocked by LUT, B by DSP: both are named; BRAM and URAM (used by neither) are not
+    designs = pd.DataFrame([
+        {"design": 0, "mac": "lut", "estimated_throughput_fps": 100.0, "LUT": 60.0, "DSP": 1.0, "BRAM_18K": 0.0,
+         "URAM": 0.0},
+        {"design": 1, "mac": "auto", "estimated_throughput_fps": 100.0, "LUT": 1.0, "DSP": 6.0, "BRAM_18K": 0.0,
+         "URAM": 0.0}])
+    cap = {"LUT": 100.0, "DSP": 10.0, "BRAM_18K": 10.0, "URAM": 0.0}
+    got = solve({"original": designs}, cap)
+    assert "LUT" in got["limit"] and "DSP" in got["limit"]
+    assert "BRAM" not in got["limit"] and "URAM" not in got["limit"] and "balance" not in got["limit"]
+    # a pair whose rate the forwarded share caps: room is left, and it says the scheduler balances it
+    twin = designs.iloc[[0]].assign(estimated_throughput_fps=1000.0, LUT=10.0, DSP=0.0)
+    orig = designs.iloc[[1]].assign(LUT=10.0)
+    pair = solve({"twin": twin, "original": orig}, cap, "twin_first", 0.5)
+    assert pair["counts"]["original"] == {1: 1} and "balance" in pair["limit"]
+
+
+def test_resource_bound_splits_layers_between_dsps_and_luts():
+    from twindnn.hardware.bounds import merge_costs, resource_bound
+
+    # layer a is cheap on DSPs, b on LUTs: one resource for both allows 10 / 150 or 1000 / 11000 frames/s;
+    # a on all the DSPs (0.2 frames/s) with the rest of a and all of b on the LUTs:
+    # 100 * 100 * (R - 0.2) + 100 * 10 * R <= 1000  ->  R = 3 / 11
+    costs = [{"layer": "a", "macs": 100.0, "dsp_per_lane": 0.5, "lut_per_lane": 100.0},
+             {"layer": "b", "macs": 100.0, "dsp_per_lane": 1.0, "lut_per_lane": 10.0}]
+    got = resource_bound(costs, {"DSP": 10.0, "LUT": 1000.0}, clock_mhz=1e-6)
+    assert got["bound_dsp_fps"] == pytest.approx(10 / 150) and got["bound_lut_fps"] == pytest.approx(1000 / 11000)
+    assert got["bound_fps"] == pytest.approx(3 / 11) and got["bound_fps"] > got["bound_dsp_fps"] + got["bound_lut_fps"]
+    # the cheapest lane of each resource over the graphs of two MAC choices, matched by position
+    rtl = [dict(c, lut_per_lane=np.nan) for c in costs]
+    hls = [dict(c, dsp_per_lane=2.0) for c in costs]
+    assert [(c["dsp_per_lane"], c["lut_per_lane"]) for c in merge_costs(rtl, hls)] == [(0.5, 100.0), (1.0, 10.0)]
+    with pytest.raises(ValueError, match="different numbers"):
+        merge_costs(rtl, hls[:1])

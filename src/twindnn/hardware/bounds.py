@@ -4,8 +4,8 @@ every DSP lane and every LUT of the budget did nothing but multiply-accumulate.
 Per matrix unit ``l`` (``MVAU``/``VVAU``) of the specialized graph: ``M_l`` MACs per frame
 (FINN's ``get_op_and_param_counts``), the LUTs of one MAC lane and the DSPs of one lane. A lane's
 LUTs come from FINN's own LUT model of the HLS unit with ``resType="lut"`` (the increase of
-``lut_estimation`` from SIMD 1 to 2 at PE 1: multiplier and adder-tree terms of the FINN-R
-model); a lane's DSPs from the RTL unit's packing (:func:`twindnn.hardware.estimate.rtl_mvu_dsps`,
+``lut_estimation`` from SIMD 1 to 841 at PE 1, per added lane: the multiplier and adder-tree
+terms of the FINN-R model, without its integer rounding); a lane's DSPs from the RTL unit's packing (:func:`twindnn.hardware.estimate.rtl_mvu_dsps`,
 lanes per DSP48 as ``mvu.sv`` packs them) where FINN+ maps the unit to RTL, else FINN's HLS DSP
 model with ``resType="dsp"``. The bound is the linear program
 
@@ -45,21 +45,25 @@ def layer_costs(specialized, fpga_part: str) -> list[dict]:
         w_bits, a_bits = inst.get_input_datatype(1).bitwidth(), inst.get_input_datatype(0).bitwidth()
         row = {"layer": node.name, "op_type": node.op_type, "macs": macs, "weight_bits": w_bits, "act_bits": a_bits}
         if node.op_type.endswith("_rtl"):
-            row["dsp_per_lane"] = rtl_mvu_dsps(_PE_PROBE, 1, w_bits, a_bits, True, block) / _PE_PROBE
+            # lanes pack along PE on DSP48 (mvu.sv), along SIMD on DSP58 (3 products per DSP58)
+            pe, simd = (1, _PE_PROBE) if block == "DSP58" else (_PE_PROBE, 1)
+            row["dsp_per_lane"] = rtl_mvu_dsps(pe, simd, w_bits, a_bits, True, block) / _PE_PROBE
             row["lut_per_lane"] = np.nan
         else:
             for attr, value in (("PE", 1), ("mem_mode", "internal_decoupled"), ("ram_style", "block")):
                 if attr in inst.get_nodeattr_types():
                     inst.set_nodeattr(attr, value)
+            # the increase over _PE_PROBE more lanes, so that FINN's int() rounding does not count
             inst.set_nodeattr("resType", "lut")
             inst.set_nodeattr("SIMD", 1)
             one = inst.lut_estimation(fpga_part)
-            inst.set_nodeattr("SIMD", 2)
-            row["lut_per_lane"] = float(inst.lut_estimation(fpga_part) - one)
+            inst.set_nodeattr("SIMD", 1 + _PE_PROBE)
+            row["lut_per_lane"] = float(inst.lut_estimation(fpga_part) - one) / _PE_PROBE
             inst.set_nodeattr("resType", "dsp")
-            two = inst.dsp_estimation(fpga_part)
+            wide = inst.dsp_estimation(fpga_part)
             inst.set_nodeattr("SIMD", 1)
-            row["dsp_per_lane"] = float(two - inst.dsp_estimation(fpga_part))
+            # FINN's HLS VVAU DSP model ignores SIMD: no per-lane figure, the layer stays off DSPs here
+            row["dsp_per_lane"] = float(wide - inst.dsp_estimation(fpga_part)) / _PE_PROBE
         rows.append(row)
     return rows
 

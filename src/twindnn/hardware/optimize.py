@@ -16,8 +16,9 @@ same budget, solved exactly by SciPy's ``milp`` (HiGHS):
   linear forms): ``T <= R_t (1 - f) + R_o`` and ``f T <= R_o``; twin first: ``T <= R_t`` and
   ``f T <= R_o``; a network alone: ``T = R``.
 
-The solution names what limits it (:func:`_limit`): the resources left with no room for one more
-instance of any design of the mix, or the instance cap where one is set and binds.
+The solution names what limits it (:func:`_limit`): the resources that leave no room for one more
+instance of any design of the pools, the instance cap where one is set and binds, or for a pair
+the scheduler's balance.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..system.model import SCHEDULERS, system_fps
 from .boards import RESOURCES
 
 ALONE = "alone"  # the objective of one network on its own: its summed rate
+TIME_LIMIT_S = 60.0  # per program; instances of the size of a board's designs solve in well under a second
 
 
 FIFO_PREFIX = "fifo_"  # a design's skip-connection FIFOs (twindnn.hardware.fifo), beside FINN+'s own figures
@@ -42,8 +44,11 @@ def instance_resources(design, per_instance: dict | None = None) -> dict:
     """One instance of a design: FINN+'s figures, its estimated skip FIFOs (``fifo_<resource>``
     columns, where the table has them) and the stated per-instance cost."""
     extra = per_instance or {}
-    return {r: float(design[r]) + float(design.get(FIFO_PREFIX + r, 0.0) or 0.0) + float(extra.get(r, 0.0))
-            for r in RESOURCES}
+    def fifo(r):
+        value = design.get(FIFO_PREFIX + r, 0.0)
+        return 0.0 if value is None or pd.isna(value) else float(value)
+
+    return {r: float(design[r]) + fifo(r) + float(extra.get(r, 0.0)) for r in RESOURCES}
 
 
 def _needs(designs: pd.DataFrame, per_instance: dict | None) -> np.ndarray:
@@ -131,8 +136,8 @@ def solve(pools: dict[str, pd.DataFrame], cap: dict, objective: str = ALONE, for
     integrality[-1] = 0
     res = milp(-t, constraints=LinearConstraint(np.array(rows), np.array(lo), np.array(hi)),
                integrality=integrality, bounds=Bounds(np.zeros(n_var), upper),
-               options={"mip_rel_gap": 1e-9, "presolve": True})
-    if res.x is None or res.status != 0:
+               options={"mip_rel_gap": 1e-9, "presolve": True, "time_limit": TIME_LIMIT_S})
+    if res.x is None or res.status not in (0, 1):  # 1: the time limit, with a feasible solution
         return None
     x = np.round(res.x[:-1]).astype(int)
     counts = {n: {int(blocks[n]["design"].iloc[i]): int(x[offsets[n] + i]) for i in range(len(blocks[n]))
@@ -147,24 +152,34 @@ def solve(pools: dict[str, pd.DataFrame], cap: dict, objective: str = ALONE, for
     used = {r: fixed[r] + float(sum(x[offsets[n]:offsets[n] + len(blocks[n])] @ needs[n][:, j] for n in names))
             for j, r in enumerate(RESOURCES)}
     out = {"fps": value, "counts": counts, "rates": rates, "resources": used}
-    out["limit"] = _limit(out, blocks, needs, cap, max_instances)
+    out["limit"] = _limit(out, blocks, needs, cap, max_instances, objective) + (
+        "" if res.status == 0 else " (HiGHS time limit: feasible, not proven optimal)")
     return out
 
 
-def _limit(solution: dict, blocks: dict, needs: dict, cap: dict, max_instances: int | None) -> str:
-    """What stops one more instance of any design: the resources it would overrun, or the cap."""
+def _limit(solution: dict, blocks: dict, needs: dict, cap: dict, max_instances: int | None,
+           objective: str = ALONE) -> str:
+    """What stops one more instance of any design of the pools: the resources each would overrun
+    (their union, with how full each is), the instance cap, or for a pair the scheduler's balance
+    (a design still fits, but more of it would not raise the system rate)."""
     used = solution["resources"]
-    full = []
-    for j, r in enumerate(RESOURCES):
-        smallest = min((float(need[j]) for n in blocks for need in needs[n] if need[j] > 0), default=np.inf)
-        if float(cap[r]) - used[r] < smallest - 1e-9 and cap[r] > 0:
-            full.append(f"{r} {used[r] / cap[r]:.0%}")
+    left = {r: float(cap[r]) - used[r] for r in RESOURCES}
+    blocked, free = set(), False
+    for n in blocks:
+        capped = max_instances is not None and sum(solution["counts"][n].values()) >= max_instances
+        for need in needs[n]:
+            over = {r for j, r in enumerate(RESOURCES) if need[j] > left[r] + 1e-9}
+            blocked |= over
+            free |= not over and not capped
     parts = []
     if max_instances is not None and any(sum(c.values()) >= max_instances for c in solution["counts"].values()):
         parts.append(f"hardware.max_replicas ({max_instances}) binds")
-    if full:
-        parts.append("budget full: " + ", ".join(full) + " of the budget")
-    return "; ".join(parts) or "scheduler balance (more instances would not raise the system rate)"
+    if blocked:
+        parts.append("budget full: " + ", ".join(f"{r} {used[r] / cap[r]:.0%}" if cap[r] > 0 else f"{r} (none)"
+                                                 for r in RESOURCES if r in blocked) + " of the budget")
+    if free and objective != ALONE:
+        parts.append("scheduler balance (more instances would not raise the system rate)")
+    return "; ".join(parts) or "budget full"
 
 
 def mix_text(counts: dict, designs: pd.DataFrame) -> str:

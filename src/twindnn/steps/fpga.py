@@ -213,7 +213,8 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
         dp = _design_point(fitting, stage.design_gate, stage.design_target, stage.scheduler)
         picks = {"twin": (int(dp["twin_design"]), _counts(dp["twin_counts"])),
                  "original": (int(dp["original_design"]), _counts(dp["original_counts"]))}
-        match = pts[(pts["gate"] == dp["gate"]) & ((pts["target_value"] == dp["target_value"]) | (dp["gate"] == "oracle"))]
+        match = pts[(pts["gate"] == dp["gate"]) & (pts["target_kind"] == dp["target_kind"])
+                    & ((pts["target_value"] == dp["target_value"]) | (dp["gate"] == "oracle"))]
         design_point = {k: (dp[k].item() if hasattr(dp[k], "item") else dp[k]) for k in (
             "gate", "target_value", "scheduler", "forwarded_fraction", "twindnn_fps", "twindnn_accuracy",
             "simulated_throughput_fps", "simulated_accuracy")}

@@ -16,8 +16,9 @@ Baselines (formulas here, designs in :mod:`twindnn.hardware.colocate`):
   whole-device designs); a batch of ``B`` inputs costs ``B / R_t + f B / R_o`` plus two switches
   of ``switch_ms`` (none when ``f = 0``): :func:`time_shared_fps`. Its bound as the batch grows
   is ``1 / (1 / R_t + f / R_o)`` (:func:`time_shared_bound_fps`); at a latency budget ``L`` the
-  batch is the largest whose input latency, two rounds (an input waits while its batch fills, one
-  round at the steady rate, then for its round), stays within ``L``
+  batch is the largest whose input latency stays within ``L``: an input waits while its batch
+  fills (one round at the steady rate), then for its round less the switch back (a forwarded
+  input is answered before it), ``2 round - switch``
   (:func:`time_shared_at_latency`). ``switch_ms`` is an assumption (the time to load a partial
   bitstream; not measured here).
 - the original alone, the twin alone.
@@ -110,17 +111,19 @@ def time_shared_bound_fps(fps_twin_alone, fps_original_alone, forwarded_fraction
 
 def time_shared_at_latency(fps_twin_alone: float, fps_original_alone: float, forwarded_fraction: float,
                            switch_ms: float, latency_budget_ms: float) -> dict:
-    """Time-shared Big/Little at the largest batch whose input latency (two rounds: filling, then
-    processing) meets ``latency_budget_ms``: {"batch", "fps", "latency_ms", "meets"}. Where not even
-    a batch of one meets it, the batch of one (``meets`` False)."""
+    """Time-shared Big/Little at the largest batch whose input latency (``2 round - switch``: the
+    batch filling, then its round up to the forwarded inputs' answers) meets ``latency_budget_ms``:
+    {"batch", "fps", "latency_ms", "meets"}. Where not even a batch of one meets it, the batch of
+    one (``meets`` False)."""
     f = float(_f(forwarded_fraction))
     per_input = 1.0 / float(fps_twin_alone) + f / float(fps_original_alone)
-    switches = 2 * float(switch_ms) / 1e3 if f > 0 else 0.0
-    batch = int(np.floor((float(latency_budget_ms) / 1e3 / 2 - switches) / per_input + 1e-9))
+    switch = float(switch_ms) / 1e3 if f > 0 else 0.0
+    # 2 (B p + 2 s) - s <= L  <=>  B <= (L - 3 s) / (2 p)
+    batch = int(np.floor((float(latency_budget_ms) / 1e3 - 3 * switch) / (2 * per_input) + 1e-9))
     meets = batch >= 1
     batch = max(batch, 1)
-    round_s = batch * per_input + switches
-    return {"batch": batch, "fps": batch / round_s, "latency_ms": 2 * round_s * 1e3, "meets": meets}
+    round_s = batch * per_input + 2 * switch
+    return {"batch": batch, "fps": batch / round_s, "latency_ms": (2 * round_s - switch) * 1e3, "meets": meets}
 
 
 def mean_latency_ms(latency_twin_ms, latency_original_ms, forwarded_fraction):

@@ -159,24 +159,26 @@ def solve(pools: dict[str, pd.DataFrame], cap: dict, objective: str = ALONE, for
 
 def _limit(solution: dict, blocks: dict, needs: dict, cap: dict, max_instances: int | None,
            objective: str = ALONE) -> str:
-    """What stops one more instance of any design of the pools: the resources each would overrun
-    (their union, with how full each is), the instance cap, or for a pair the scheduler's balance
-    (a design still fits, but more of it would not raise the system rate)."""
+    """What stops one more instance of any design of the pools: for each design, the resource it
+    would overrun the most (relative to what is left); their union, with how full each is. Also
+    the instance cap where it binds, and for a pair the scheduler's balance (a design still fits,
+    but more of it would not raise the system rate)."""
     used = solution["resources"]
     left = {r: float(cap[r]) - used[r] for r in RESOURCES}
-    blocked, free = set(), False
+    tightest, free = set(), False
     for n in blocks:
         capped = max_instances is not None and sum(solution["counts"][n].values()) >= max_instances
         for need in needs[n]:
-            over = {r for j, r in enumerate(RESOURCES) if need[j] > left[r] + 1e-9}
-            blocked |= over
+            over = {r: need[j] / max(left[r], 1e-12) for j, r in enumerate(RESOURCES) if need[j] > left[r] + 1e-9}
+            if over:
+                tightest.add(max(over, key=over.get))
             free |= not over and not capped
     parts = []
     if max_instances is not None and any(sum(c.values()) >= max_instances for c in solution["counts"].values()):
         parts.append(f"hardware.max_replicas ({max_instances}) binds")
-    if blocked:
+    if tightest:
         parts.append("budget full: " + ", ".join(f"{r} {used[r] / cap[r]:.0%}" if cap[r] > 0 else f"{r} (none)"
-                                                 for r in RESOURCES if r in blocked) + " of the budget")
+                                                 for r in RESOURCES if r in tightest) + " of the budget")
     if free and objective != ALONE:
         parts.append("scheduler balance (more instances would not raise the system rate)")
     return "; ".join(parts) or "budget full"

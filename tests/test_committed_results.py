@@ -36,3 +36,36 @@ def test_no_product_file_names_the_development_notes():
     hits = [f for f in tracked if (ROOT / f).is_file() and not f.endswith((".png", ".pt", ".npy"))
             and any(s in (ROOT / f).read_text(errors="ignore") for s in (folder, "shared/" + notes, notes))]
     assert not hits, hits
+
+
+def _readme_table(heading: str) -> pd.DataFrame:
+    """The first Markdown table after ``heading`` in the README, cells as strings."""
+    text = (ROOT / "README.md").read_text()
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| board"))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:] if line.startswith("|")]
+    rows = rows[:next((i for i, r in enumerate(rows) if i and not r[0].startswith("---") and len(r) != len(rows[0])),
+                      len(rows))]
+    return pd.DataFrame([r for r in rows[2:]], columns=rows[0])
+
+
+def test_readme_default_table_is_read_from_the_committed_headline():
+    """The README's FPGA table for the default cannot drift from results/fashion_mnist_default/."""
+    shown = _readme_table("### Fashion-MNIST, the embedded default")
+    headline = pd.read_csv(ROOT / "results" / "fashion_mnist_default" / "tables" / "hw_headline.csv")
+    headline = headline[(headline["gate"] == "max_softmax") & (headline["target_kind"] == "accuracy_recovery")]
+    assert len(shown) == 8
+    for _, row in shown.iterrows():
+        match = headline[(headline["board"] == row["board"]) & (headline["scheduler"] == row["scheduler"])
+                         & (headline["target_value"] == float(row["target"]))]
+        assert len(match) == 1, row.to_dict()
+        h = match.iloc[0]
+        assert row["TwinDNN FPS"].split(" [")[0] == f"{h['twindnn_fps']:,.0f}"
+        assert row["(a) strongest original FPS"] == f"{h['original_alone_fps']:,.0f}"
+        assert row["vs (a)"].split(" [")[0] == f"{h['gain_vs_original_alone']:.2f}x"
+        assert row["vs (a, DSP only)"] == f"{h['gain_vs_original_dsp_alone']:.2f}x"
+        assert row["vs (b)"] == f"{h['gain_vs_original_in_pair']:.2f}x"
+        assert row["vs (c) bound"] == f"{h['gain_vs_time_shared_bound']:.2f}x"
+        assert row["forwarded"].split(" [")[0] == f"{h['forwarded_fraction']:.1%}"
+        sensitivity = f"{'yes' if h['sensitivity_fits'] else 'no'}, {h['sensitivity_gain_vs_original_alone']:.2f}x"
+        assert row["LUT x1.6, BRAM x2: fits, vs (a)"] == sensitivity

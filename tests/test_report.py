@@ -248,6 +248,16 @@ def test_redirect_logs_captures_output_and_errors(tmp_path, capsys):
     assert "back on the console" in capsys.readouterr().out
 
 
+def test_redirect_logs_yields_the_console_for_progress_lines(tmp_path, capfd):
+    log = tmp_path / "job.log"
+    with redirect_logs(log) as console:
+        print("into the log")
+        print("epoch 1/2 on the console", file=console)
+    err = capfd.readouterr().err
+    assert "epoch 1/2 on the console" in err and "into the log" not in err
+    assert "into the log" in log.read_text() and "on the console" not in log.read_text()
+
+
 def test_anchor_table_sets_run_beside_published_figures():
     import yaml
 

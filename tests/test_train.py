@@ -88,6 +88,17 @@ def test_resumed_run_starts_at_the_checkpoint_and_matches_an_uninterrupted_one(c
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_every_epoch_prints_one_progress_line(cache, tmp_path):
+    progress, log = _io.StringIO(), _io.StringIO()
+    history = train_original(cache, tmp_path, log, progress=progress)
+    lines = progress.getvalue().splitlines()
+    assert len(lines) == len(history) == 3
+    for i, (line, row) in enumerate(zip(lines, history)):
+        assert line.startswith(f"original: epoch {i + 1}/3, loss {row['train_loss']:.3f}, ")
+        assert f"val acc {row['val_accuracy']:.1%}" in line and "images/s" in line and line.endswith(" min left")
+    assert lines[-1].endswith(" 0.0 min left") and "original: epoch" not in log.getvalue()
+
+
 def test_checkpoint_of_another_config_is_not_resumed(cache, tmp_path):
     train_original(cache, tmp_path, _io.StringIO(), stop_after_epoch=1)
     log = _io.StringIO()

@@ -21,14 +21,17 @@ def job_spec(stage: TrainStage, inputs: Mapping, outputs: Mapping) -> dict:
             "outputs": {k: str(v) for k, v in outputs.items()}, "threads": torch.get_num_threads()}
 
 
-def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int = 0, log=sys.stderr):
+def run_training(stage: TrainStage, inputs: Mapping, outputs: Mapping, gpus: int = 0, log=sys.stderr,
+                 progress=None):
     """Train the network ``stage`` describes (the original or a twin); see :mod:`twindnn.steps.software`.
+    ``progress``: where a line per epoch goes (the console of a Snakemake job).
 
-    With ``gpus > 1`` the job re-enters through ``torchrun --standalone`` (DistributedDataParallel).
+    With ``gpus > 1`` the job re-enters through ``torchrun --standalone`` (DistributedDataParallel);
+    its epoch lines then go to the log only.
     """
     step = steps.train_original if stage.kind == "original" else steps.train_twin
     if gpus <= 1:
-        return step(stage, inputs, outputs, log=log)
+        return step(stage, inputs, outputs, log=log, progress=progress)
     work_dir = Path(outputs["work_dir"])
     work_dir.mkdir(parents=True, exist_ok=True)
     job = work_dir / "job.json"

@@ -139,9 +139,21 @@ def _autocast(device: torch.device, enabled: bool = True):
     return torch.autocast("cpu", enabled=False)
 
 
+def progress_line(meta: dict, row: dict, epochs: int, history: list[dict]) -> str:
+    """One console line per epoch: which network, loss, accuracies, images/s and the time left
+    (the epochs to go at the mean epoch time so far)."""
+    spec = meta["quant_spec"]
+    name = meta["kind"] + (f" {spec['name']}" if spec else "")
+    left = (epochs - int(row["epoch"])) * sum(r["epoch_seconds"] for r in history) / max(len(history), 1)
+    return (f"{name}: epoch {row['epoch']}/{epochs}, loss {row['train_loss']:.3f}, train acc "
+            f"{row['train_accuracy']:.1%}, val acc {row['val_accuracy']:.1%}, {row['train_images_per_s']:.0f} "
+            f"images/s, {left / 60:.1f} min left")
+
+
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean, std, work_dir,
         checkpoint_path, metrics_path, meta: dict, teacher: nn.Module | None = None,
-        log=sys.stderr, stop_after_epoch: int | None = None, fingerprint: str | None = None) -> list[dict]:
+        log=sys.stderr, stop_after_epoch: int | None = None, fingerprint: str | None = None,
+        progress=None) -> list[dict]:
     """Train ``model``; resume from ``work_dir/last.pt`` when it was made by the same run.
 
     ``cfg``: the training section (epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs,
@@ -258,6 +270,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
         history.append(row)
         print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
               file=log, flush=True)
+        if progress is not None and rank == 0:
+            print(progress_line(meta, row, int(cfg["epochs"]), history), file=progress, flush=True)
         if rank == 0:
             save_checkpoint(last_path, {"state_dict": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                                         "epoch": epoch, "history": history, "meta": meta,

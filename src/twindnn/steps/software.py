@@ -31,7 +31,8 @@ from ..train import fit
 # --------------------------------------------------------------------------- steps
 
 
-def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
+def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None,
+                   progress=None):
     """inputs: meta (the dataset cache's meta.json), train_images/labels, val_images/labels;
     outputs: checkpoint, metrics, work_dir."""
     meta_in = input_meta(data_lib.read_meta(inputs["meta"]), stage.input_size)
@@ -42,10 +43,11 @@ def train_original(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys
     return fit(model, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
                outputs["checkpoint"], outputs["metrics"], checkpoint_meta("original", stage.model, meta_in),
                log=log, stop_after_epoch=stop_after_epoch,
-               fingerprint=stage.fingerprint(data=file_sha256(inputs["meta"])))
+               fingerprint=stage.fingerprint(data=file_sha256(inputs["meta"])), progress=progress)
 
 
-def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None):
+def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.stderr, stop_after_epoch=None,
+               progress=None):
     """QAT of one twin, initialized from (and optionally distilled from) the trained original.
 
     inputs: meta, train_images/labels, val_images/labels, original (its checkpoint); outputs: checkpoint,
@@ -63,7 +65,7 @@ def train_twin(stage: TrainStage, inputs: Mapping, outputs: Mapping, log=sys.std
     fingerprint = stage.fingerprint(data=file_sha256(inputs["meta"]), original=file_sha256(inputs["original"]))
     return fit(twin, train_set, val_set, cfg, meta_in["mean"], meta_in["std"], outputs["work_dir"],
                outputs["checkpoint"], outputs["metrics"], checkpoint_meta("twin", source["model_cfg"], meta_in, spec),
-               teacher=teacher, log=log, stop_after_epoch=stop_after_epoch, fingerprint=fingerprint)
+               teacher=teacher, log=log, stop_after_epoch=stop_after_epoch, fingerprint=fingerprint, progress=progress)
 
 
 def logits(stage: LogitsStage, inputs: Mapping, outputs: Mapping) -> dict:

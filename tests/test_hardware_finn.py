@@ -1,4 +1,5 @@
 """FINN+ estimate flow on a small trained twin (W1A1) and a small 8-bit original (one block per stage)."""
+import io
 import json
 
 import numpy as np
@@ -81,7 +82,8 @@ def prepared(tmp_path_factory):
     for name, model in (("twin", twin), ("original", quant)):
         path = export_qonnx_model(model, DATA_META, tmp / f"{name}.onnx")
         out[name] = {"check": check_export(model, DATA_META, path, images[:4], labels[:4]), "onnx": path,
-                     "dataflow": prepare_network(path, tmp / name), "dir": tmp / name}
+                     "dir": tmp / name, "progress": io.StringIO()}
+        out[name]["dataflow"] = prepare_network(path, tmp / name, progress=out[name]["progress"])
     return out
 
 
@@ -91,6 +93,19 @@ def test_8bit_original_stays_faithful_to_the_float_one(prepared):
     With unsigned add inputs (the twin's) the same network lost 18 points here (67 % -> 49 %)."""
     accuracy = prepared["accuracy"]
     assert accuracy["w8a8"] >= accuracy["float"] - 0.05, accuracy
+
+
+def test_front_end_prints_one_line_per_finn_step(prepared):
+    from twindnn.hardware.finn_env import PREPARE_STEPS
+
+    for name in ("twin", "original"):
+        lines = prepared[name]["progress"].getvalue().splitlines()
+        assert len(lines) == len(PREPARE_STEPS), lines
+        for i, (line, step) in enumerate(zip(lines, PREPARE_STEPS), 1):
+            assert f"FINN+ step {i}/{len(PREPARE_STEPS)} " in line and line.endswith(" s)")
+            assert (step if isinstance(step, str) else step.__name__) in line
+    # the intermediate models keep FINN+'s step names
+    assert (prepared["twin"]["dir"] / "build" / "intermediate_models" / "step_create_dataflow_partition.onnx").exists()
 
 
 def test_export_matches_pytorch(prepared):

@@ -30,18 +30,19 @@ from .finn_env import (
 from .streamline import CUSTOM_STEPS
 
 
-def prepare_network(onnx_path, output_dir, fpga_part: str = "xczu7ev-ffvc1156-2-e") -> Path:
+def prepare_network(onnx_path, output_dir, fpga_part: str = "xczu7ev-ffvc1156-2-e", progress=None) -> Path:
     """Front end (board-independent): the dataflow model with every node a HW layer.
 
     Returns the path of ``dataflow.onnx`` in ``output_dir`` (``host_output_scale.json`` beside it).
     ``fpga_part`` only matters for FINN's bookkeeping here; specialization happens per board.
+    ``progress``: where a line per finished FINN+ step goes.
     """
     prepare_finn(False)
     output_dir = Path(output_dir)
     work = output_dir / "build"
     cfg = build_config(work, PREPARE_STEPS, ESTIMATE_OUTPUTS, fpga_part, 100.0, custom_steps=CUSTOM_STEPS,
                        target_fps=1, standalone_thresholds=True)
-    run_build(onnx_path, cfg)
+    run_build(onnx_path, cfg, what=f"FINN+ front end of {Path(onnx_path).name}", progress=progress)
     out = output_dir / "dataflow.onnx"
     shutil.copy(work / "intermediate_models" / "step_create_dataflow_partition.onnx", out)
     shutil.copy(work / "report" / "host_output_scale.json", output_dir / "host_output_scale.json")

@@ -27,9 +27,11 @@ that call :func:`prepare_finn` first; the rest of FINN+ and qonnx import at modu
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
@@ -177,13 +179,37 @@ def build_config(output_dir, steps, outputs, fpga_part, clock_mhz, custom_steps:
     )
 
 
-def run_build(onnx_path, cfg, what: str | None = None, scratch_dir=None) -> None:
+def announced_steps(steps: list, what: str, progress) -> list:
+    """FINN+ build steps (names or functions) that each print one line to ``progress`` when done:
+    ``<what>: FINN+ step 3/12 step_qonnx_to_finn (12.3 s)``. Each keeps its name, which FINN+
+    uses for the intermediate model files."""
+    from finn.builder.build_dataflow_steps import build_dataflow_step_lookup  # needs prepare_finn() first
+
+    fns = [build_dataflow_step_lookup[s] if isinstance(s, str) else s for s in steps]
+
+    def announce(fn, i):
+        @functools.wraps(fn)
+        def step(model, cfg):
+            start = time.perf_counter()
+            out = fn(model, cfg)
+            print(f"{what}: FINN+ step {i}/{len(fns)} {fn.__name__} ({time.perf_counter() - start:.1f} s)",
+                  file=progress, flush=True)
+            return out
+        return step
+
+    return [announce(fn, i) for i, fn in enumerate(fns, 1)]
+
+
+def run_build(onnx_path, cfg, what: str | None = None, scratch_dir=None, progress=None) -> None:
     """Run FINN+'s ``build_dataflow_cfg``; a failed build raises :class:`UnmappedNodeError` (a node
     FINN could not map) or ``RuntimeError`` with the end of its log. FINN's scratch files go to
-    ``scratch_dir`` (default: beside the build), not into the working directory."""
+    ``scratch_dir`` (default: beside the build), not into the working directory. ``progress``:
+    where a line per finished step goes (:func:`announced_steps`)."""
     from finn.builder.build_dataflow import build_dataflow_cfg  # needs prepare_finn() first
     from finn.util.settings import get_settings
 
+    if progress is not None:
+        cfg.steps = announced_steps(list(cfg.steps), what or str(onnx_path), progress)
     Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
     get_settings().finn_build_dir = Path(scratch_dir or Path(cfg.output_dir) / "finn_tmp").absolute()
     status = build_dataflow_cfg(None if onnx_path is None else str(onnx_path), cfg)

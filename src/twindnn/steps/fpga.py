@@ -85,7 +85,7 @@ def export_step(stage: ExportStage, inputs: Mapping, outputs: Mapping) -> dict:
     return row
 
 
-def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict:
+def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping, progress=None) -> dict:
     """FINN front end; checks the streamlined graph (integer thresholds, host scale) against QONNX.
 
     inputs: onnx, meta; outputs: dataflow (its folder holds the FINN build), check (CSV).
@@ -98,7 +98,7 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping) -> dict
     """
     onnx_path, out_dir, check_csv = inputs["onnx"], Path(outputs["dataflow"]).parent, outputs["check"]
     min_agreement = float(stage.min_agreement)
-    dataflow = prepare_network(onnx_path, out_dir)
+    dataflow = prepare_network(onnx_path, out_dir, progress=progress)
     images, labels = data_lib.sample_split_of(inputs, "test", int(stage.check_images))
     scale = json.loads((Path(out_dir) / "host_output_scale.json").read_text())
     ref = qonnx_logits(onnx_path, images)

@@ -5,9 +5,9 @@ Per matrix unit ``l`` (``MVAU``/``VVAU``) of the specialized graph: ``M_l`` MACs
 (FINN's ``get_op_and_param_counts``), the LUTs of one MAC lane and the DSPs of one lane. A lane's
 LUTs come from FINN's own LUT model of the HLS unit with ``resType="lut"`` (the increase of
 ``lut_estimation`` from SIMD 1 to 841 at PE 1, per added lane: the multiplier and adder-tree
-terms of the FINN-R model, without its integer rounding); a lane's DSPs from the RTL unit's packing (:func:`twindnn.hardware.estimate.rtl_mvu_dsps`,
-lanes per DSP48 as ``mvu.sv`` packs them) where FINN+ maps the unit to RTL, else FINN's HLS DSP
-model with ``resType="dsp"``. The bound is the linear program
+terms of the FINN-R model, without its integer rounding); a lane's DSPs from the RTL unit's
+packing (:func:`twindnn.hardware.estimate.rtl_lanes`, lanes per DSP48 as ``mvu.sv`` packs them;
+3 per DSP58) where FINN+ maps the unit to RTL, else FINN's HLS DSP model with ``resType="dsp"``. The bound is the linear program
 
     max R  s.t.  R = u_l + v_l,  sum_l M_l u_l dsp_l <= DSP * clock,  sum_l M_l v_l lut_l <= LUT * clock
 
@@ -25,10 +25,10 @@ import numpy as np
 from qonnx.custom_op.registry import getCustomOp
 from scipy.optimize import linprog
 
-from .estimate import rtl_mvu_dsps
+from .estimate import rtl_lanes
 from .finn_env import MATRIX_UNITS
 
-_PE_PROBE = 840  # divisible by every lane count a DSP packs (1-8), so the RTL packing is exact
+_LANE_PROBE = 840  # lanes added to measure the LUTs of one (FINN's int() rounding spread over many)
 
 
 def layer_costs(specialized, fpga_part: str) -> list[dict]:
@@ -45,25 +45,24 @@ def layer_costs(specialized, fpga_part: str) -> list[dict]:
         w_bits, a_bits = inst.get_input_datatype(1).bitwidth(), inst.get_input_datatype(0).bitwidth()
         row = {"layer": node.name, "op_type": node.op_type, "macs": macs, "weight_bits": w_bits, "act_bits": a_bits}
         if node.op_type.endswith("_rtl"):
-            # lanes pack along PE on DSP48 (mvu.sv), along SIMD on DSP58 (3 products per DSP58)
-            pe, simd = (1, _PE_PROBE) if block == "DSP58" else (_PE_PROBE, 1)
-            row["dsp_per_lane"] = rtl_mvu_dsps(pe, simd, w_bits, a_bits, True, block) / _PE_PROBE
+            # lanes pack along PE on DSP48 (mvu.sv), 3 along SIMD on a DSP58 (narrow weights: the most lanes)
+            row["dsp_per_lane"] = 1 / 3 if block == "DSP58" else 1 / rtl_lanes(w_bits, a_bits, True, block)
             row["lut_per_lane"] = np.nan
         else:
             for attr, value in (("PE", 1), ("mem_mode", "internal_decoupled"), ("ram_style", "block")):
                 if attr in inst.get_nodeattr_types():
                     inst.set_nodeattr(attr, value)
-            # the increase over _PE_PROBE more lanes, so that FINN's int() rounding does not count
+            # the increase over _LANE_PROBE more lanes, so that FINN's int() rounding does not count
             inst.set_nodeattr("resType", "lut")
             inst.set_nodeattr("SIMD", 1)
             one = inst.lut_estimation(fpga_part)
-            inst.set_nodeattr("SIMD", 1 + _PE_PROBE)
-            row["lut_per_lane"] = float(inst.lut_estimation(fpga_part) - one) / _PE_PROBE
+            inst.set_nodeattr("SIMD", 1 + _LANE_PROBE)
+            row["lut_per_lane"] = float(inst.lut_estimation(fpga_part) - one) / _LANE_PROBE
             inst.set_nodeattr("resType", "dsp")
             wide = inst.dsp_estimation(fpga_part)
             inst.set_nodeattr("SIMD", 1)
             # FINN's HLS VVAU DSP model ignores SIMD: no per-lane figure, the layer stays off DSPs here
-            row["dsp_per_lane"] = float(wide - inst.dsp_estimation(fpga_part)) / _PE_PROBE
+            row["dsp_per_lane"] = float(wide - inst.dsp_estimation(fpga_part)) / _LANE_PROBE
         rows.append(row)
     return rows
 

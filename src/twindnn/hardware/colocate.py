@@ -187,9 +187,9 @@ def _latency(counts: dict, designs: pd.DataFrame) -> float:
 def _sensitivity(factors, pair, s_twin, s_orig, s_alone, cap, f, scheduler, per_instance, dispatcher, opts) -> dict:
     """The pair with every design's estimates scaled by ``factors``: does it still fit, and the gain
     over (a) when TwinDNN and the original alone are both placed again on the scaled estimates."""
-    used = {r: recompute_resources(pair["counts"]["twin"], s_twin, per_instance)[r]
-            + recompute_resources(pair["counts"]["original"], s_orig, per_instance)[r]
-            + float((dispatcher or {}).get(r, 0.0)) for r in RESOURCES}
+    twin = recompute_resources(pair["counts"]["twin"], s_twin, per_instance)
+    original = recompute_resources(pair["counts"]["original"], s_orig, per_instance)
+    used = {r: twin[r] + original[r] + float((dispatcher or {}).get(r, 0.0)) for r in RESOURCES}
     again = best_pair(s_twin, s_orig, cap, f, scheduler, dispatcher=dispatcher, **opts)
     return {"sensitivity_factors": json.dumps(factors, sort_keys=True),
             "sensitivity_fits": all(used[r] <= cap[r] + 1e-9 for r in RESOURCES),

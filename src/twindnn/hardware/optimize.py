@@ -44,6 +44,7 @@ def instance_resources(design, per_instance: dict | None = None) -> dict:
     """One instance of a design: FINN+'s figures, its estimated skip FIFOs (``fifo_<resource>``
     columns, where the table has them) and the stated per-instance cost."""
     extra = per_instance or {}
+
     def fifo(r):
         value = design.get(FIFO_PREFIX + r, 0.0)
         return 0.0 if value is None or pd.isna(value) else float(value)
@@ -53,8 +54,8 @@ def instance_resources(design, per_instance: dict | None = None) -> dict:
 
 def _needs(designs: pd.DataFrame, per_instance: dict | None) -> np.ndarray:
     """(designs x RESOURCES) resources of one instance of each design (:func:`instance_resources`)."""
-    return np.array([[instance_resources(d, per_instance)[r] for r in RESOURCES] for _, d in designs.iterrows()],
-                    dtype=np.float64).reshape(len(designs), len(RESOURCES))
+    rows = [instance_resources(d, per_instance) for _, d in designs.iterrows()]
+    return np.array([[row[r] for r in RESOURCES] for row in rows], dtype=np.float64).reshape(len(rows), len(RESOURCES))
 
 
 def solve(pools: dict[str, pd.DataFrame], cap: dict, objective: str = ALONE, forwarded_fraction: float = 0.0,

@@ -110,6 +110,17 @@ def _res(inst, part: str) -> dict:
 # --------------------------------------------------------------------------- folding: caps and DSP lanes
 
 
+def _capped_pe_step(inst) -> tuple[int, int] | None:
+    """(next PE, its weight stream width) where SetFolding's next PE step of an ``MVAU_hls`` would
+    pass the 8191-bit weight stream it allows (``internal_decoupled``), else None."""
+    pe, simd, mh = (inst.get_nodeattr(a) for a in ("PE", "SIMD", "MH"))
+    if pe >= mh:
+        return None
+    nxt = next(d for d in divisors(mh) if d > pe)
+    width = nxt * simd * inst.get_input_datatype(1).bitwidth()
+    return (nxt, width) if width > MAX_ALLOWED_AP_INT_W else None
+
+
 def stream_capped(path: EstimatePath, folding: dict, target_fps: float) -> dict[str, str]:
     """The layers ``SetFolding`` held below ``target_fps`` by the 8191-bit weight stream of
     ``internal_decoupled`` HLS matrix units ({layer: why}), as SetFolding checks it."""
@@ -120,13 +131,11 @@ def stream_capped(path: EstimatePath, folding: dict, target_fps: float) -> dict[
         if node.op_type != "MVAU_hls" or attrs.get("mem_mode") != "internal_decoupled":
             continue
         inst = _op(node, attrs)
-        pe, simd, mh = (inst.get_nodeattr(a) for a in ("PE", "SIMD", "MH"))
-        if pe >= mh or inst.get_exp_cycles() <= target:
+        if inst.get_exp_cycles() <= target:
             continue
-        nxt = next(d for d in divisors(mh) if d > pe)
-        width = nxt * simd * inst.get_input_datatype(1).bitwidth()
-        if width > MAX_ALLOWED_AP_INT_W:
-            out[node.name] = f"weight stream {width} > {MAX_ALLOWED_AP_INT_W} bits at PE {nxt}"
+        step = _capped_pe_step(inst)
+        if step is not None:
+            out[node.name] = f"weight stream {step[1]} > {MAX_ALLOWED_AP_INT_W} bits at PE {step[0]}"
     return out
 
 
@@ -208,13 +217,13 @@ def _max_parallel(inst, op_type: str) -> dict | None:
 def _held_back_by(inst, op_type: str, attrs: dict, top: dict, mvau_wwidth_max: int | None) -> str:
     """Why SetFolding left a node below its maximum parallelism ``top``."""
     if op_type.startswith("MVAU"):
-        pe, simd, mh, mw = (inst.get_nodeattr(a) for a in ("PE", "SIMD", "MH", "MW"))
+        simd, mw = inst.get_nodeattr("SIMD"), inst.get_nodeattr("MW")
         wbits = inst.get_input_datatype(1).bitwidth()
-        if op_type == "MVAU_hls" and attrs.get("mem_mode") == "internal_decoupled" and pe < mh:
-            nxt = next(d for d in divisors(mh) if d > pe)
-            if nxt * simd * wbits > MAX_ALLOWED_AP_INT_W:
-                return (f"weight stream {nxt * simd * wbits} > {MAX_ALLOWED_AP_INT_W} bits at PE {nxt}: SetFolding "
-                        "reverts PE of internal_decoupled HLS units")
+        step = _capped_pe_step(inst) if op_type == "MVAU_hls" and attrs.get("mem_mode") == "internal_decoupled" \
+            else None
+        if step is not None:
+            return (f"weight stream {step[1]} > {MAX_ALLOWED_AP_INT_W} bits at PE {step[0]}: SetFolding "
+                    "reverts PE of internal_decoupled HLS units")
         if simd < mw:
             nxt = next(d for d in divisors(mw) if d > simd)
             if nxt * wbits > int(mvau_wwidth_max or 2**31 - 1):
@@ -275,6 +284,11 @@ def _weight_memories(path: EstimatePath, folding: dict, layers: list[dict]) -> l
 PAIR_BRAM_SHARE = 0.5  # BRAM share of a design's placed variant for pairs
 
 
+def _moved(totals: dict, before: dict, after: dict) -> dict:
+    """A design's projected totals with one memory's cost ``before`` replaced by ``after`` (DSPs unchanged)."""
+    return {r: totals[r] - before[r] + after[r] if r != "DSP" else totals[r] for r in RESOURCES}
+
+
 def _place_weights(path, folding, design, totals, cap):
     """(placed folding, projected totals, "weights: ..." or "") with weight memories moved out of
     BRAM until ``totals`` are within ``cap['BRAM_18K']``."""
@@ -290,7 +304,7 @@ def _place_weights(path, folding, design, totals, cap):
             if style == "distributed" and not mem["lut_modelled"]:
                 continue  # its LUT cost would count 0: not a placement we can vouch for
             # projected with FINN+'s per-layer models; the placed design is then evaluated for real
-            after = {r: totals[r] - mem[r] + alt[r] if r != "DSP" else totals[r] for r in RESOURCES}
+            after = _moved(totals, mem, alt)
             if after["URAM"] <= cap["URAM"] and after["LUT"] <= cap["LUT"]:
                 placed[mem["layer"]]["ram_style"] = style
                 if style == "ultra":
@@ -369,7 +383,7 @@ def _place_thresholds(path, folding, totals, cap, placed=None):
             for mem in mems:
                 now = state.get(mem["layer"], (None, mem["now"]))[1]
                 for trig, alt in mem["options"]:
-                    after = {r: totals[r] - now[r] + alt[r] if r != "DSP" else totals[r] for r in RESOURCES}
+                    after = _moved(totals, now, alt)
                     freed = now["LUT"] - alt["LUT"]
                     if freed <= 0 or any(after[r] > cap[r] + 1e-9 for r in ("BRAM_18K", "URAM")):
                         continue
@@ -385,18 +399,6 @@ def _place_thresholds(path, folding, totals, cap, placed=None):
     moved = [kind for kind, _ in state.values()]
     label = ", ".join(f"{moved.count(k)} to {k}" for k in _THRESHOLD_KINDS if k in moved)
     return placed, totals, f"thresholds: {label}" if moved else ""
-
-
-def place_thresholds(path: EstimatePath, folding: dict, design: dict, board: dict, utilization: float):
-    """(folding, design) with threshold memories moved out of LUTRAM until the design's LUTs are
-    within budget (or no move is left), or None if nothing moved."""
-    cap = budget(board, utilization)
-    if design["LUT"] <= cap["LUT"]:
-        return None
-    placed, _, label = _place_thresholds(path, folding, {r: design[r] for r in RESOURCES}, cap)
-    if not label:
-        return None
-    return placed, {**path.evaluate(placed), "placement": label}
 
 
 def place_design(path: EstimatePath, folding: dict, design: dict, board: dict, utilization: float,

@@ -123,7 +123,8 @@ def time_shared_at_latency(fps_twin_alone: float, fps_original_alone: float, for
     meets = batch >= 1
     batch = max(batch, 1)
     round_s = batch * per_input + 2 * switch
-    return {"batch": batch, "fps": batch / round_s, "latency_ms": (2 * round_s - switch) * 1e3, "meets": meets}
+    return {"batch": batch, "fps": time_shared_fps(fps_twin_alone, fps_original_alone, f, switch_ms, batch),
+            "latency_ms": (2 * round_s - switch) * 1e3, "meets": meets}
 
 
 def mean_latency_ms(latency_twin_ms, latency_original_ms, forwarded_fraction):

@@ -69,3 +69,21 @@ def test_readme_default_table_is_read_from_the_committed_headline():
         assert row["forwarded"].split(" [")[0] == f"{h['forwarded_fraction']:.1%}"
         sensitivity = f"{'yes' if h['sensitivity_fits'] else 'no'}, {h['sensitivity_gain_vs_original_alone']:.2f}x"
         assert row["LUT x1.6, BRAM x2: fits, vs (a)"] == sensitivity
+
+
+def test_readme_claim_paragraph_matches_the_committed_default():
+    """The README's one-paragraph answer quotes the default's work-sharing gains over (a) at the 0.9
+    and 0.94 targets, and its sensitivity gain on the ZCU104; they come from the committed headline."""
+    text = (ROOT / "README.md").read_text()
+    claim = text[text.index("**The claim, and ours.**"):text.index("Three runs are committed")]
+    h = pd.read_csv(ROOT / "results" / "fashion_mnist_default" / "tables" / "hw_headline.csv")
+    h = h[(h["gate"] == "max_softmax") & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
+          & h["target_value"].isin([0.9, 0.94])]
+    zcu, u250 = (h[h["board"] == b] for b in ("ZCU104", "U250"))
+    assert {f"{g:.1f}" for g in zcu["gain_vs_original_alone"]} == {"2.2"}
+    assert f"{u250['gain_vs_original_alone'].min():.1f}-{u250['gain_vs_original_alone'].max():.1f}x on" in \
+        claim.replace("**", "").replace("\n", " ")
+    assert "2.2x on the ZCU104" in claim.replace("**", "").replace("\n", " ")
+    assert {f"{g:.2f}x" for g in zcu["sensitivity_gain_vs_original_alone"]} == {"0.45x"} and "0.45x" in claim
+    low, high = h["gain_vs_original_in_pair"].min(), h["gain_vs_original_in_pair"].max()
+    assert f"{low:.1f}-{high:.1f}x" in claim.replace("\n", " ")

@@ -114,16 +114,28 @@ def test_paper_imagenet_config_runs_end_to_end_on_a_small_folder(tmp_path):
 
 
 def test_training_benchmark_reports_ratio(cache):
-    table = benchmark_training(CONFIG, cache, steps=2, warmup=1, device="cpu")
-    assert list(table["network"]) == ["original", "twin_w1a2"]
+    table = benchmark_training(CONFIG, cache, steps=2, warmup=1, device="cpu", rounds=2)
+    # the twin on Brevitas's own quantizers and fused, the original once
+    assert list(zip(table["network"], table["fused_quant"])) == [
+        ("original", False), ("twin_w1a2", False), ("twin_w1a2", True)]
+    assert (table["rounds"] == 2).all()
     assert (table["pipeline_images_per_s"] > 0).all() and (table["synthetic_images_per_s"] > 0).all()
+    assert (table["synthetic_min"] <= table["synthetic_images_per_s"]).all()
+    assert (table["synthetic_images_per_s"] <= table["synthetic_max"]).all()
     assert np.allclose(table["pipeline_to_synthetic_ratio"],
                        table["pipeline_images_per_s"] / table["synthetic_images_per_s"])
+    assert np.allclose(table["synthetic_vs_original"],
+                       table["synthetic_images_per_s"] / table["synthetic_images_per_s"].iloc[0])
 
 
 def test_training_benchmark_covers_every_twin_and_profiles(cache):
     config = dict(CONFIG, twins={"w1a2": {"weight_bits": 1, "act_bits": 2}, "w1a1": {"weight_bits": 1, "act_bits": 1}})
     table = benchmark_training(config, cache, steps=1, warmup=1, device="cpu", profile=True)
-    assert list(table["network"]) == ["original", "twin_w1a2", "twin_w1a1"]
-    # the twins' steps spend time in convolutions and in Brevitas's quantizers' elementwise ops
+    assert list(table["network"]) == ["original", "twin_w1a2", "twin_w1a2", "twin_w1a1", "twin_w1a1"]
     assert all("convolution" in ops for ops in table["cpu_time_by_op"])
+    # the split of a step adds up to the step; only fused twins run fused kernels
+    parts = table.filter(like="ms_").fillna(0).sum(axis=1)
+    assert np.allclose(parts, table["step_ms"], rtol=0.02)
+    fused = table["fused_quant"]
+    assert (table.loc[fused, "ms_fused_quantizer_kernels"] > 0).all()
+    assert (table.loc[~fused, "ms_fused_quantizer_kernels"].fillna(0) == 0).all()

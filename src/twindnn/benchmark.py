@@ -1,12 +1,13 @@
 """Training-speed benchmark: is data loading the bottleneck, and where does a step's time go?
 
-For the original and every twin of the config it measures training images/s through the real
-pipeline (cache -> DataLoader -> augmentation -> forward/backward/step) and the raw
-forward/backward/step rate on synthetic tensors already on the device, and prints the ratio. A
+For the original and every twin of the config (each twin on Brevitas's own quantizers and fused,
+:mod:`twindnn.fused_quant`) it measures training images/s through the real pipeline (cache ->
+DataLoader -> augmentation -> forward/backward/step) and the raw forward/backward/step rate on
+synthetic tensors already on the device, in interleaved rounds, and prints the ratio. A
 ratio near 1 means the model is the limit; well below 1, the data pipeline starves the device
-(raise compute.num_workers). ``--profile`` adds, per network, the share of a step's CPU time in
-the largest operator kinds (torch.profiler): for a twin, how much goes to the convolutions and how
-much to Brevitas's quantizers.
+(raise compute.num_workers). ``--profile`` adds, per network, the milliseconds of a step in the
+convolutions and batch norms (what the original runs too), the fused quantizer kernels, the other
+operators and Python and dispatch, and the largest operator kinds (torch.profiler).
 
     python -m twindnn.benchmark --config config/config.yaml --cache results/<run>/data
 """
@@ -62,9 +63,22 @@ def _rate(model, optimizer, batches, device, normalize, channels_last, steps, wa
     return seen / (time.perf_counter() - start)
 
 
+def _kind(key: str) -> str:
+    """What a profiler event is: the convolutions and batch norms the original runs too, the
+    fused quantizer kernels, or any other operator."""
+    if "convolution" in key or "batch_norm" in key:
+        return "convolution and batch norm"
+    if key.startswith("## Call CompiledFxGraph"):
+        return "fused quantizer kernels"
+    return "other operators"
+
+
 def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=True, steps: int = 3,
-                 top: int = 6) -> str:
-    """The ``top`` operator kinds by share of self CPU time over ``steps`` training steps."""
+                 top: int = 6) -> dict:
+    """Where ``steps`` training steps spend their time: ``by_op``, the ``top`` operator kinds by
+    share of self CPU time; ``split``, milliseconds per step in the convolutions and batch norms,
+    the fused quantizer kernels, the other operators, and Python and dispatch (wall time outside
+    every operator: Brevitas's per-call work on scales and QuantTensors)."""
     from torch.profiler import ProfilerActivity, profile  # deferred: only --profile needs the profiler
 
     images, labels = batch
@@ -74,16 +88,31 @@ def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=
     y = labels.to(device)
     _step(model, optimizer, x, y, device, amp)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
         for _ in range(steps):
             _step(model, optimizer, x, y, device, amp)
-    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+        _sync(device)
+        wall_ms = (time.perf_counter() - start) * 1e3 / steps
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::") or e.key.startswith("## Call")]
     total = sum(e.self_cpu_time_total for e in events) or 1
+    split = {}
+    for e in events:
+        split[_kind(e.key)] = split.get(_kind(e.key), 0.0) + e.self_cpu_time_total / 1e3 / steps
+    split["Python and dispatch"] = max(0.0, wall_ms - sum(split.values()))
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    return ", ".join(f"{e.key[6:]} {100 * e.self_cpu_time_total / total:.0f}%" for e in events[:top])
+    by_op = ", ".join(f"{e.key.removeprefix('aten::')[:24]} {100 * e.self_cpu_time_total / total:.0f}%"
+                      for e in events[:top])
+    return {"step_ms": wall_ms, "by_op": by_op, "split": split}
 
 
 def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3, twin: str | None = None,
-                       device: str = "auto", profile: bool = False) -> pd.DataFrame:
+                       device: str = "auto", profile: bool = False, rounds: int = 1) -> pd.DataFrame:
+    """Training images/s of the original and of each twin, each twin both on Brevitas's own
+    quantizers and fused (:mod:`twindnn.fused_quant`), through the real pipeline and on synthetic
+    tensors; ``rounds`` interleaved rounds (every network once per round), medians with the
+    range. ``synthetic_vs_original``: a network's synthetic rate over the original's."""
+    from .fused_quant import fused_activation_quant
+
     meta = input_meta(data_lib.load_meta(cache_dir), config["dataset"]["input_size"])
     device = pick_device(device)
     images, labels = data_lib.load_split(cache_dir, "train")
@@ -96,32 +125,58 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
                                     config["twin"]["training"])
     workers = int(config["compute"]["num_workers"])
     normalize = Normalize(meta["mean"], meta["std"]).to(device)
-    rows = []
+    runs = []  # (network, fused): every twin twice, the original once (it has no quantizers)
     for name, (model, train_cfg) in networks.items():
-        amp = train_cfg["amp"]
-        channels_last = train_cfg["channels_last"]
         model.to(device)
-        if channels_last:
+        if train_cfg["channels_last"]:
             model.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(model, train_cfg)
-        batch = int(train_cfg["batch_size"])
-        dataset = data_lib.CachedImages(images, labels, train_cfg["augment"], meta["image_size"])
-        loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                            pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        pipeline_rate = _rate(model, optimizer, iter(loader), device, normalize, channels_last, steps, warmup, amp)
-        x = torch.randint(0, 256, (batch, meta["channels"], meta["image_size"], meta["image_size"]),
-                          dtype=torch.uint8, device=device)
-        y = torch.randint(0, meta["num_classes"], (batch,), device=device)
-        synthetic = ((x, y) for _ in range(steps + warmup))
-        raw_rate = _rate(model, optimizer, synthetic, device, normalize, channels_last, steps, warmup, amp)
-        row = {"network": name, "batch_size": batch, "amp": amp and device.type == "cuda",
-               "channels_last": channels_last, "num_workers": workers, "device": str(device),
-               "threads": torch.get_num_threads(), "pipeline_images_per_s": pipeline_rate,
-               "synthetic_images_per_s": raw_rate, "pipeline_to_synthetic_ratio": pipeline_rate / raw_rate}
-        if profile:
-            row["cpu_time_by_op"] = profile_step(model, optimizer, (x, y), device, normalize, channels_last, amp)
+        runs += [(name, False)] + ([(name, True)] if name != "original" else [])
+    optimizers = {name: make_optimizer(model, cfg) for name, (model, cfg) in networks.items()}
+    rates: dict[tuple, list] = {run: [] for run in runs}
+    profiles = {}
+    for _ in range(max(1, int(rounds))):
+        for name, fused in runs:
+            model, train_cfg = networks[name]
+            amp, channels_last = train_cfg["amp"], train_cfg["channels_last"]
+            batch = int(train_cfg["batch_size"])
+            dataset = data_lib.CachedImages(images, labels, train_cfg["augment"], meta["image_size"])
+            loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+            x = torch.randint(0, 256, (batch, meta["channels"], meta["image_size"], meta["image_size"]),
+                              dtype=torch.uint8, device=device)
+            y = torch.randint(0, meta["num_classes"], (batch,), device=device)
+            with fused_activation_quant(model, enabled=fused, channels_last=channels_last):
+                pipeline_rate = _rate(model, optimizers[name], iter(loader), device, normalize, channels_last,
+                                      steps, warmup, amp)
+                synthetic = ((x, y) for _ in range(steps + warmup))
+                raw_rate = _rate(model, optimizers[name], synthetic, device, normalize, channels_last, steps,
+                                 warmup, amp)
+                if profile and (name, fused) not in profiles:
+                    profiles[(name, fused)] = profile_step(model, optimizers[name], (x, y), device, normalize,
+                                                           channels_last, amp)
+            rates[(name, fused)].append((pipeline_rate, raw_rate))
+    rows = []
+    for name, fused in runs:
+        train_cfg = networks[name][1]
+        pipeline = pd.Series([r[0] for r in rates[(name, fused)]])
+        raw = pd.Series([r[1] for r in rates[(name, fused)]])
+        row = {"network": name, "fused_quant": fused, "batch_size": int(train_cfg["batch_size"]),
+               "amp": train_cfg["amp"] and device.type == "cuda", "channels_last": train_cfg["channels_last"],
+               "num_workers": workers, "device": str(device), "threads": torch.get_num_threads(),
+               "rounds": len(raw), "pipeline_images_per_s": pipeline.median(),
+               "synthetic_images_per_s": raw.median(), "synthetic_min": raw.min(), "synthetic_max": raw.max()}
+        row["pipeline_to_synthetic_ratio"] = row["pipeline_images_per_s"] / row["synthetic_images_per_s"]
+        if (name, fused) in profiles:
+            found = profiles[(name, fused)]
+            row["step_ms"] = found["step_ms"]
+            row["cpu_time_by_op"] = found["by_op"]
+            for kind, ms in found["split"].items():
+                row[f"ms_{kind.replace(' ', '_')}"] = ms
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    base = table.loc[table["network"] == "original", "synthetic_images_per_s"].iloc[0]
+    table["synthetic_vs_original"] = table["synthetic_images_per_s"] / base
+    return table
 
 
 def main(argv=None) -> int:
@@ -129,6 +184,7 @@ def main(argv=None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--cache", required=True, help="dataset cache folder (results/<run>/data)")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians and ranges over them)")
     parser.add_argument("--twin", default=None, help="one twin of the config (default: all of them)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--profile", action="store_true", help="also the operators a step's CPU time goes to")
@@ -150,13 +206,17 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     table = benchmark_training(config, args.cache, args.steps, twin=args.twin, device=args.device,
-                               profile=args.profile)
+                               profile=args.profile, rounds=args.rounds)
     print(f"device: {describe_device(table['device'].iloc[0])}")
-    print(table.drop(columns=["cpu_time_by_op"], errors="ignore").to_string(
-        index=False, float_format=lambda v: f"{v:,.3g}"))
+    shown = ["network", "fused_quant", "batch_size", "threads", "rounds", "pipeline_images_per_s",
+             "synthetic_images_per_s", "synthetic_min", "synthetic_max", "synthetic_vs_original"]
+    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     for row in table.to_dict("records"):
         if "cpu_time_by_op" in row:
-            print(f"{row['network']}: {row['cpu_time_by_op']}")
+            split = ", ".join(f"{k[3:].replace('_', ' ')} {v:.0f}" for k, v in row.items()
+                              if k.startswith("ms_"))
+            print(f"{row['network']}{' (fused)' if row['fused_quant'] else ''}: {row['step_ms']:.0f} ms per "
+                  f"step: {split} ms; largest operators: {row['cpu_time_by_op']}")
     if args.out:
         table.to_csv(args.out, index=False)
     return 0

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from .config import digest
 from .data import CachedImages, check_enough_for_one_batch
+from .fused_quant import fused_activation_quant
 from .models import Normalize, load_checkpoint
 
 # --------------------------------------------------------------------------- distributed
@@ -195,11 +196,30 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    check_enough_for_one_batch(len(train_set), int(cfg["batch_size"]) * world, "the training split")
+
+    # Brevitas's activation quantizers as fused kernels for the whole run (twindnn.fused_quant).
+    with fused_activation_quant(model, enabled=cfg["fused_quant"], channels_last=channels_last) as fused:
+        if fused:
+            print(f"{fused} activation quantizers fused (twindnn.fused_quant)", file=log, flush=True)
+        history = _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, normalize, meta,
+                          history, start_epoch, last_path, checkpoint_path, metrics_path, fingerprint, log,
+                          progress, stop_after_epoch)
+    if world > 1:
+        torch.distributed.barrier()
+    return history
+
+
+def _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, normalize, meta, history,
+            start_epoch, last_path, checkpoint_path, metrics_path, fingerprint, log, progress, stop_after_epoch):
+    rank, _, world = distributed_env()
+    device = next(model.parameters()).device
+    seed = int(cfg["seed"])
+    channels_last = cfg["channels_last"]
     batch_size = int(cfg["batch_size"])
     workers = int(cfg["num_workers"])
     epochs = int(cfg["epochs"])
     max_steps = cfg["max_steps_per_epoch"]
-    check_enough_for_one_batch(len(train_set), batch_size * world, "the training split")
     steps_per_epoch = len(train_set) // (batch_size * world)  # the loader drops the last partial batch
     if max_steps:
         steps_per_epoch = min(steps_per_epoch, int(max_steps))
@@ -208,7 +228,6 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     val_loader = DataLoader(val_set, batch_size=batch_size * 2, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda")
     alpha = float(cfg["distill_alpha"]) if teacher is not None else 0.0
-
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(seed * 1000 + epoch)  # augmentation RNG in the main process
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -283,8 +302,6 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
         write_metrics(metrics_path, history)
         save_checkpoint(checkpoint_path, {"state_dict": _unwrap(model).state_dict(), "meta": meta, "history": history,
                                           "fingerprint": fingerprint})
-    if world > 1:
-        torch.distributed.barrier()
     return history
 
 

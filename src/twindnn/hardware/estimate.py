@@ -66,7 +66,24 @@ FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresh
 NO_TRIGGER = 2**31 - 1  # a depth trigger no memory reaches (the RTL parameter is a 32-bit int unsigned)
 _RTLMATRIX_UNITS = ("MVAU_rtl", "VVAU_rtl")
 # What bit-width minimization depends on, besides the weights: how they are stored.
-_STORAGE_ATTRS = ("ram_style", "ram_style_thresholds", "mem_mode", "runtime_writeable_weights")
+# What FINN+'s step_minimize_bit_width reads of a node's storage (finn-plus 1.6.1,
+# custom_op/fpgadataflow/*: minimize_weight_bit_width, minimize_accumulator_width): weights written
+# at run time, or kept outside the layer (these mem_modes), keep their declared widths, thresholds
+# tuned by MLO too; RAM styles and the internal mem_modes do not enter. PE and SIMD do not either.
+_MINIMIZE_ATTRS = ("runtime_writeable_weights", "mlo_max_iter")
+_EXTERNAL_MEM_MODES = ("external", "external_mem", "dynamic")
+
+
+def minimize_key(folding: dict) -> str:
+    """What the outcome of ``step_minimize_bit_width`` depends on in a folding config."""
+    key = {}
+    for name, attrs in sorted(folding.items()):
+        entry = {a: attrs[a] for a in _MINIMIZE_ATTRS if attrs.get(a)}
+        if attrs.get("mem_mode") in _EXTERNAL_MEM_MODES:
+            entry["mem_mode"] = attrs["mem_mode"]
+        if entry:
+            key[name] = entry
+    return json.dumps(key, sort_keys=True)
 _A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
 
 
@@ -232,9 +249,9 @@ class EstimatePath:
     def evaluate(self, folding: dict) -> dict:
         """The estimate build's figures for ``folding`` (see :func:`read_reports`).
 
-        ``step_minimize_bit_width`` takes nine tenths of the time and does not depend on PE and
-        SIMD, only on where and how weights are stored: its result is reused across foldings
-        that store weights alike, and the folding applied again on top. The search-vs-build
+        ``step_minimize_bit_width`` takes nine tenths of the time and depends on no attribute the
+        search changes (:func:`minimize_key`): its result is reused across foldings with the same
+        key, and the folding applied again on top. The search-vs-build
         test and the check in :mod:`twindnn.hardware.tables` hold this to the build's numbers.
         """
         from finn.builder.build_dataflow_steps import step_generate_estimate_reports  # needs prepare_finn() first
@@ -255,8 +272,7 @@ class EstimatePath:
             step_minimize_bit_width,
         )
 
-        key = json.dumps({n: {a: v for a, v in attrs.items() if a in _STORAGE_ATTRS}
-                          for n, attrs in sorted(folding.items())}, sort_keys=True)
+        key = minimize_key(folding)
         if key not in self._minimized:
             model = step_apply_folding_config(copy.deepcopy(self.specialized), cfg)
             self._minimized[key] = step_minimize_bit_width(model, cfg)

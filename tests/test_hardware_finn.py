@@ -121,6 +121,9 @@ def test_streamlined_graph_computes_what_the_exported_one_does(prepared):
     for name, net in networks(prepared).items():
         scale = json.loads((net["dir"] / "host_output_scale.json").read_text())
         ref = qonnx_logits(net["onnx"], images)
+        # all images in one execution give what one image at a time gives
+        single = np.concatenate([qonnx_logits(net["onnx"], images[i:i + 1]) for i in range(len(images))])
+        np.testing.assert_allclose(ref, single, rtol=1e-5, atol=1e-5)
         streamlined = net["dir"] / "build" / "intermediate_models" / "step_residual_streamline.onnx"
         got = qonnx_logits(streamlined, images) * scale["logit_scale"] + scale["logit_bias"]
         assert np.abs(ref - got).max() < 1e-3 * max(1.0, np.abs(ref).max()), name

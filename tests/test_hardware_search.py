@@ -11,7 +11,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
 
-from twindnn.hardware import search
+from twindnn.hardware import estimate, search
 from twindnn.hardware.boards import load_board
 from twindnn.hardware.estimate import EstimatePath
 from twindnn.hardware.finn_build import build_network
@@ -235,3 +235,35 @@ def test_searched_designs_equal_the_build(graphs, tmp_path):
         built = build_network(graph, tmp_path / f"b{i}", base, tmp_path / f"f{i}.json", mac=mac)
         for key in ("LUT", "DSP", "BRAM_18K", "URAM", "max_cycles"):
             assert built[key] == row[key], (i, key, built[key], row[key])
+
+
+def _widths(model) -> dict:
+    """Every tensor's FINN datatype and every node's weight/accumulator/output datatype attribute."""
+    widths = {t: model.get_tensor_datatype(t).name for n in model.graph.node for t in list(n.input) + list(n.output)}
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name.endswith("DataType"):
+                widths[f"{node.name}.{attr.name}"] = attr.s.decode()
+    return widths
+
+
+def test_minimized_widths_reused_only_across_what_finn_does_not_read(graphs):
+    """The search reuses step_minimize_bit_width across foldings with one minimize_key: RAM styles,
+    internal mem_modes and PE/SIMD give the widths a fresh minimization gives; weights written at
+    run time get their own key."""
+    board = load_board("ZCU104")
+    path = EstimatePath(graphs["thresholds"], board)
+    folding = path.fold(20_000, 8191)
+    mvau = next(name for name in folding if name.startswith("MVAU"))
+    variants = []
+    for attrs in ({"ram_style": "block"}, {"mem_mode": "internal_embedded"}, {"PE": 1, "SIMD": 1},
+                  {"runtime_writeable_weights": 1}):
+        changed = json.loads(json.dumps(folding))
+        changed[mvau].update(attrs)
+        variants.append(changed)
+    reused = _widths(path.minimized(folding))
+    for changed in variants[:3]:
+        assert estimate.minimize_key(changed) == estimate.minimize_key(folding)
+        fresh = EstimatePath(graphs["thresholds"], board)
+        assert _widths(fresh.minimized(changed)) == _widths(path.minimized(changed)) == reused
+    assert estimate.minimize_key(variants[3]) != estimate.minimize_key(folding)

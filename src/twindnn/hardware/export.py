@@ -93,18 +93,25 @@ def export_qonnx_model(model: nn.Module, data_meta: dict, out_path, batch: int =
 
 
 def qonnx_logits(onnx_path, images_nhwc: np.ndarray) -> np.ndarray:
-    """Logits of a QONNX/FINN model on uint8 NHWC images (qonnx execution, one image at a time)."""
+    """Logits of a QONNX/FINN model on uint8 NHWC images (qonnx execution).
+
+    All images in one execution where qonnx's ``ChangeBatchSize`` makes the graph take them (an
+    exported QONNX graph: 64 Fashion-MNIST images in 0.3 s instead of 6 s), else one image at a
+    time (FINN graphs whose ``Im2Col`` nodes carry a batch of one in their attributes)."""
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
+
     model = ModelWrapper(str(onnx_path))
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     shape = model.get_tensor_shape(iname)
     nhwc = shape[-1] == images_nhwc.shape[-1] and shape[1] != images_nhwc.shape[-1]
-    outs = []
-    for img in images_nhwc:
-        x = img[None].astype(np.float32)
-        if not nhwc:
-            x = x.transpose(0, 3, 1, 2)
-        outs.append(execute_onnx(model, {iname: x})[oname].reshape(-1))
-    return np.stack(outs)
+    x = images_nhwc.astype(np.float32)
+    if not nhwc:
+        x = x.transpose(0, 3, 1, 2)
+    if len(x) > 1 and not model.get_nodes_by_op_type("Im2Col"):
+        batched = model.transform(ChangeBatchSize(len(x))).transform(InferShapes())
+        return execute_onnx(batched, {iname: x})[oname].reshape(len(x), -1)
+    return np.stack([execute_onnx(model, {iname: x[i:i + 1]})[oname].reshape(-1) for i in range(len(x))])
 
 
 def torch_logits(model: nn.Module, data_meta: dict, images_nhwc: np.ndarray) -> np.ndarray:

@@ -96,3 +96,24 @@ def test_without_a_compiler_training_goes_on_unfused(monkeypatch):
         out, _, _ = _grads(twin, x, y, True, False)
     assert torch.equal(out, ref_out)
     assert any("no C++ compiler" in str(w.message) and "unfused" in str(w.message) for w in caught)
+
+
+def test_a_copy_made_inside_the_block_reads_its_own_parameters():
+    """timm's ModelEmaV3 deep-copies the network while it trains fused: the copy's quantizers must
+    use the copy's scales."""
+    twin = _twin("w1a2")
+    x = torch.randn(4, 3, 16, 16)
+    with fused_activation_quant(twin):
+        copy_ = copy.deepcopy(twin)
+        with torch.no_grad():
+            for name, p in copy_.named_parameters():
+                if "act_quant" in name:
+                    p.mul_(0.37)  # other activation scales in the copy only
+        fused_out = copy_(x)  # train mode: batch statistics, so the scales show in the logits
+        twin_out = twin(x)
+    plain = copy.deepcopy(copy_)
+    for m in plain.modules():
+        m.__dict__.pop("forward", None)
+        m.__dict__.pop("_twindnn_fused", None)
+    assert torch.equal(fused_out, plain(x))
+    assert not torch.equal(fused_out, twin_out)

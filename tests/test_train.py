@@ -88,6 +88,25 @@ def test_resumed_run_starts_at_the_checkpoint_and_matches_an_uninterrupted_one(c
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
+def test_weight_average_is_what_is_saved_and_resumes(cache, tmp_path):
+    """With ema_decay the saved network is timm's ModelEmaV3 average, not the last weights, and a
+    resumed run gets the average back: it ends where an uninterrupted run ends."""
+    def with_ema(cfg):
+        cfg["original"]["training"]["ema_decay"] = 0.9
+
+    full, part, plain = tmp_path / "full", tmp_path / "part", tmp_path / "plain"
+    train_original(cache, full, _io.StringIO(), edit=with_ema)
+    train_original(cache, plain, _io.StringIO())
+    train_original(cache, part, _io.StringIO(), edit=with_ema, stop_after_epoch=1)
+    last = torch.load(part / "work" / "last.pt")
+    assert any(not torch.equal(last["ema"][k], last["state_dict"][k]) for k in last["ema"])
+    train_original(cache, part, _io.StringIO(), edit=with_ema)
+    sa, sb = torch.load(full / "m.pt")["state_dict"], torch.load(part / "m.pt")["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    sp = torch.load(plain / "m.pt")["state_dict"]
+    assert any(not torch.equal(sa[k], sp[k]) for k in sa if sa[k].is_floating_point())
+
+
 def test_every_epoch_prints_one_progress_line(cache, tmp_path):
     progress, log = _io.StringIO(), _io.StringIO()
     history = train_original(cache, tmp_path, log, progress=progress)

@@ -29,6 +29,7 @@ block falls back to Brevitas's path with a warning: slower, the same numbers.
 from __future__ import annotations
 
 import contextlib
+import types
 import warnings
 
 import torch
@@ -119,29 +120,29 @@ def _call(name: str, *args):
         return _kernel(name)(*args)
 
 
-def _int_forward(module, channels_last: bool, relu: bool = False):
-    def forward(scale, zero_point, bit_width, x):
-        return _call("int", module.input_view_impl(x), scale, zero_point, module.min_int(bit_width),
-                     module.max_int(bit_width), channels_last, relu)
-    return forward
+# The patched forwards are methods bound to their module, their settings attributes of it: a deep
+# copy of the network made inside the block (timm's ModelEmaV3, say) gets forwards bound to its own
+# modules, not ones that would read the original's parameters.
 
 
-def _skip_activation(proxy):
+def _int_forward(self, scale, zero_point, bit_width, x):
+    channels_last, relu = self._twindnn_fused
+    return _call("int", self.input_view_impl(x), scale, zero_point, self.min_int(bit_width),
+                 self.max_int(bit_width), channels_last, relu)
+
+
+def _binary_forward(self, x):
+    scale = self.scaling_impl(x)
+    return _call("binary", x, scale, self._twindnn_fused[0]), scale, self.zero_point(), self.bit_width()
+
+
+def _skip_activation(self, x):
     # The ReLU moves into the quantizer's kernel; nothing the quantizer computes before it reads x.
-    def forward(x):
-        return proxy.tensor_quant(x)
-    return forward
+    return self.tensor_quant(x)
 
 
-def _binary_forward(module, channels_last: bool):
-    def forward(x):
-        scale = module.scaling_impl(x)
-        return _call("binary", x, scale, channels_last), scale, module.zero_point(), module.bit_width()
-    return forward
-
-
-def _fusable(model: torch.nn.Module, channels_last: bool = False) -> list[tuple[torch.nn.Module, object]]:
-    """(module, its fused forward) for every activation quantizer this module can fuse."""
+def _fusable(model: torch.nn.Module, channels_last: bool = False) -> list[tuple]:
+    """(module, its fused forward, its settings) for every activation quantizer this module can fuse."""
     from brevitas.core.function_wrapper import Identity, RoundSte, TensorClamp
     from brevitas.core.quant.binary import ClampedBinaryQuant
     from brevitas.core.quant.delay import _NoDelay
@@ -165,12 +166,12 @@ def _fusable(model: torch.nn.Module, channels_last: bool = False) -> list[tuple[
                 relu = (type(proxy.activation_impl) is torch.nn.ReLU
                         and type(quant.scaling_impl) in (ParameterScaling, ConstScaling)
                         and type(quant.zero_point_impl) is ZeroZeroPoint and not quant.observer_only)
-                found.append((inner, _int_forward(inner, channels_last, relu)))
+                found.append((inner, _int_forward, (channels_last, relu)))
                 if relu:
-                    found.append((proxy, _skip_activation(proxy)))
+                    found.append((proxy, _skip_activation, None))
         elif type(quant) is ClampedBinaryQuant and type(quant.tensor_clamp_impl) is TensorClamp \
                 and type(quant.delay_wrapper.delay_impl) is _NoDelay:
-            found.append((quant, _binary_forward(quant, channels_last)))
+            found.append((quant, _binary_forward, (channels_last,)))
     return found
 
 
@@ -182,10 +183,13 @@ def fused_activation_quant(model: torch.nn.Module, enabled: bool = True, channel
     loop gives the network), whatever layout came in. On exit every module has its own forward
     back (also when the block raises)."""
     patched = _fusable(model, channels_last) if enabled else []
-    for module, forward in patched:
-        module.forward = forward
+    for module, forward, settings in patched:
+        module.forward = types.MethodType(forward, module)
+        if settings is not None:
+            module._twindnn_fused = settings
     try:
-        yield len(patched)
+        yield sum(settings is not None for _, _, settings in patched)
     finally:
-        for module, _ in patched:
+        for module, _, _ in patched:
             module.__dict__.pop("forward", None)
+            module.__dict__.pop("_twindnn_fused", None)

@@ -10,6 +10,7 @@ with DistributedDataParallel.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -61,8 +62,10 @@ def save_checkpoint(path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, device, log) -> tuple[list[dict], int]:
-    """(history, first epoch to run) from ``last_path`` if it was made by this run (same fingerprint)."""
+def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, device, log,
+           ema=None) -> tuple[list[dict], int]:
+    """(history, first epoch to run) from ``last_path`` if it was made by this run (same fingerprint);
+    ``ema`` (a ``timm.utils.ModelEmaV3``) gets its averaged weights back too."""
     if not last_path.exists():
         return [], 0
     state = load_checkpoint(last_path, map_location=device)
@@ -74,6 +77,8 @@ def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, devic
     try:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.module.load_state_dict(state["ema"])
     except (KeyError, RuntimeError, ValueError) as err:
         raise RuntimeError(f"cannot resume from checkpoint {last_path}: {err}. Delete {last_path} to train "
                            "from scratch.") from err
@@ -190,8 +195,13 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
         for p in teacher.parameters():
             p.requires_grad_(False)
     optimizer = make_optimizer(model, cfg)
+    ema = None
+    if cfg["ema_decay"]:
+        from timm.utils import ModelEmaV3  # timm's weight average, with its warm-up of the decay
+
+        ema = ModelEmaV3(model, decay=float(cfg["ema_decay"]), use_warmup=True)
     fingerprint = fingerprint or digest({"training": cfg, "meta": meta})
-    history, start_epoch = resume(last_path, fingerprint, model, optimizer, device, log)
+    history, start_epoch = resume(last_path, fingerprint, model, optimizer, device, log, ema=ema)
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -199,10 +209,15 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     check_enough_for_one_batch(len(train_set), int(cfg["batch_size"]) * world, "the training split")
 
     # Brevitas's activation quantizers as fused kernels for the whole run (twindnn.fused_quant).
-    with fused_activation_quant(model, enabled=cfg["fused_quant"], channels_last=channels_last) as fused:
+    with contextlib.ExitStack() as stack:
+        fused = stack.enter_context(fused_activation_quant(model, enabled=cfg["fused_quant"],
+                                                           channels_last=channels_last))
+        if ema is not None:
+            stack.enter_context(fused_activation_quant(ema.module, enabled=cfg["fused_quant"],
+                                                       channels_last=channels_last))
         if fused:
             print(f"{fused} activation quantizers fused (twindnn.fused_quant)", file=log, flush=True)
-        history = _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, normalize, meta,
+        history = _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg, normalize, meta,
                           history, start_epoch, last_path, checkpoint_path, metrics_path, fingerprint, log,
                           progress, stop_after_epoch)
     if world > 1:
@@ -210,7 +225,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     return history
 
 
-def _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, normalize, meta, history,
+def _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg, normalize, meta, history,
             start_epoch, last_path, checkpoint_path, metrics_path, fingerprint, log, progress, stop_after_epoch):
     rank, _, world = distributed_env()
     device = next(model.parameters()).device
@@ -266,6 +281,8 @@ def _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, nor
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update(model, step=global_step + 1)
             seen += len(labels)
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
@@ -273,7 +290,8 @@ def _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, nor
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
         bar.close()
         train_seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate_accuracy(model, normalize, val_loader, device)
+        final = model if ema is None else ema.module  # the network the run saves
+        val_loss, val_acc = evaluate_accuracy(final, normalize, val_loader, device)
         row = {
             "epoch": epoch + 1,
             "lr": optimizer.param_groups[0]["lr"],
@@ -292,15 +310,18 @@ def _epochs(model, train_model, teacher, optimizer, train_set, val_set, cfg, nor
         if progress is not None and rank == 0:
             print(progress_line(meta, row, int(cfg["epochs"]), history), file=progress, flush=True)
         if rank == 0:
-            save_checkpoint(last_path, {"state_dict": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                                        "epoch": epoch, "history": history, "meta": meta,
-                                        "fingerprint": fingerprint})
+            state = {"state_dict": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                     "epoch": epoch, "history": history, "meta": meta, "fingerprint": fingerprint}
+            if ema is not None:
+                state["ema"] = ema.module.state_dict()
+            save_checkpoint(last_path, state)
             write_metrics(metrics_path, history)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             return history
     if rank == 0:
         write_metrics(metrics_path, history)
-        save_checkpoint(checkpoint_path, {"state_dict": _unwrap(model).state_dict(), "meta": meta, "history": history,
+        saved = _unwrap(model) if ema is None else ema.module
+        save_checkpoint(checkpoint_path, {"state_dict": saved.state_dict(), "meta": meta, "history": history,
                                           "fingerprint": fingerprint})
     return history
 

@@ -20,8 +20,9 @@ LAYERS = [
     ["twindnn", "twindnn.system", "twindnn.hardware", "twindnn.steps", "twindnn.device", "twindnn.snakemake_io",
      "twindnn.plotting", "twindnn.system.model", "twindnn.system.host_loop", "twindnn.hardware.boards",
      "twindnn.hardware.finn_env", "twindnn.data.base", "twindnn.data.split", "twindnn.stats"],
-    # 1: networks, gates, provenance, decoding, FINN+ steps, the board link, FIFO costs, the optimizer
-    ["twindnn.models", "twindnn.operating_points", "twindnn.provenance", "twindnn.data.decode",
+    # 1: networks, fused quantizers, gates, provenance, decoding, FINN+ steps, the board link, FIFO
+    # costs, the optimizer
+    ["twindnn.models", "twindnn.fused_quant", "twindnn.operating_points", "twindnn.provenance", "twindnn.data.decode",
      "twindnn.data.imagenet", "twindnn.hardware.streamline", "twindnn.hardware.board_timing",
      "twindnn.hardware.fifo", "twindnn.hardware.optimize"],
     # 2: readers, the system simulation, table files, the config boundary, the estimate path, export

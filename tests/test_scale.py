@@ -133,9 +133,10 @@ def test_training_benchmark_covers_every_twin_and_profiles(cache):
     table = benchmark_training(config, cache, steps=1, warmup=1, device="cpu", profile=True)
     assert list(table["network"]) == ["original", "twin_w1a2", "twin_w1a2", "twin_w1a1", "twin_w1a1"]
     assert all("convolution" in ops for ops in table["cpu_time_by_op"])
-    # the split of a step adds up to the step; only fused twins run fused kernels
-    parts = table.filter(like="ms_").fillna(0).sum(axis=1)
-    assert np.allclose(parts, table["step_ms"], rtol=0.02)
+    # the measured parts fit in the step, with time left outside every operator; only fused twins
+    # run fused kernels
+    measured = table.filter(like="ms_").drop(columns="ms_Python_and_dispatch").fillna(0).sum(axis=1)
+    assert (measured < table["step_ms"]).all() and (table["ms_Python_and_dispatch"] > 0).all()
     fused = table["fused_quant"]
     assert (table.loc[fused, "ms_fused_quantizer_kernels"] > 0).all()
     assert (table.loc[~fused, "ms_fused_quantizer_kernels"].fillna(0) == 0).all()

@@ -107,6 +107,34 @@ def test_weight_average_is_what_is_saved_and_resumes(cache, tmp_path):
     assert any(not torch.equal(sa[k], sp[k]) for k in sa if sa[k].is_floating_point())
 
 
+def test_twin_trains_fused_with_a_weight_average(cache, tmp_path):
+    """A twin (fused quantizers) with ema_decay saves the average: its logits step reads it."""
+    train_original(cache, tmp_path / "o", _io.StringIO())
+    cfg = copy.deepcopy(CONFIG)
+    cfg["twin"]["training"]["ema_decay"] = 0.9
+    inputs, outputs = io(cache, tmp_path / "t", original=tmp_path / "o" / "m.pt")
+    log = _io.StringIO()
+    steps.train_twin(config.train_twin_stage(cfg, "w1a2"), inputs, outputs, log=log)
+    assert "activation quantizers fused" in log.getvalue()
+    last = torch.load(outputs["work_dir"] / "last.pt")
+    saved = torch.load(outputs["checkpoint"])["state_dict"]
+    assert all(torch.equal(saved[k], last["ema"][k]) for k in saved)
+    assert any(not torch.equal(saved[k], last["state_dict"][k]) for k in saved)
+    acc = steps.logits(config.logits_stage(cfg), {"checkpoint": outputs["checkpoint"], **data.split_paths(cache, "val", "test")},
+                       {"logits": tmp_path / "t.npz"})
+    assert 0 <= acc["test_accuracy"] <= 1
+
+
+def test_weight_average_refuses_scales_still_collecting_statistics():
+    from twindnn.models import QuantSpec, create_original, create_twin
+    from twindnn.train import _check_ema_possible
+
+    original = create_original("resnet18", 10, 3, 16, layers=[1, 1, 1, 1], channels=(8, 8, 16, 16))
+    _check_ema_possible(create_twin(original, QuantSpec("learned", 1, 2)))  # learned scales: fine
+    with pytest.raises(ValueError, match="ema_decay.*collects activation statistics"):
+        _check_ema_possible(create_twin(original, QuantSpec("calibrated", 1, 2, act_scaling="calibrated")))
+
+
 def test_every_epoch_prints_one_progress_line(cache, tmp_path):
     progress, log = _io.StringIO(), _io.StringIO()
     history = train_original(cache, tmp_path, log, progress=progress)

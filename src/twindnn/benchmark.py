@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from . import data as data_lib
 from .config import validated
 from .device import describe_device
+from .fused_quant import fused_activation_quant
 from .models import Normalize, QuantSpec, build_model, create_twin, input_meta
 from .train import _autocast, make_optimizer, pick_device
 
@@ -111,8 +112,6 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     quantizers and fused (:mod:`twindnn.fused_quant`), through the real pipeline and on synthetic
     tensors; ``rounds`` interleaved rounds (every network once per round), medians with the
     range. ``synthetic_vs_original``: a network's synthetic rate over the original's."""
-    from .fused_quant import fused_activation_quant
-
     meta = input_meta(data_lib.load_meta(cache_dir), config["dataset"]["input_size"])
     device = pick_device(device)
     images, labels = data_lib.load_split(cache_dir, "train")

@@ -23,7 +23,8 @@ Export never runs inside the block, so exported graphs are Brevitas's. ``tests/t
 holds forward values and every gradient equal to Brevitas's own path on small twins.
 
 Where TorchInductor cannot compile (no C++ compiler on the machine), the first call fails and the
-block falls back to Brevitas's path with a warning: slower, the same numbers.
+same functions run uncompiled from then on, one operator at a time as Brevitas's own path runs
+them, with a warning: slower, the same numbers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,16 @@ import contextlib
 import types
 import warnings
 
+import brevitas.config
 import torch
+from brevitas.core.function_wrapper import Identity, RoundSte, TensorClamp
+from brevitas.core.quant.binary import ClampedBinaryQuant
+from brevitas.core.quant.delay import _NoDelay
+from brevitas.core.quant.int import RescalingIntQuant
+from brevitas.core.quant.int_base import IntQuant
+from brevitas.core.scaling.standalone import ConstScaling, ParameterScaling
+from brevitas.core.zero_point import ZeroZeroPoint
+from brevitas.proxy.runtime_quant import FusedActivationQuantProxy
 from torch import Tensor
 from torch.autograd import Function
 
@@ -103,7 +113,11 @@ def _kernel(name: str):
     if _BROKEN:
         return eager
     if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(eager, dynamic=True)
+        # One graph per quantizer kind, rank, layout, grad mode and dtype: more than dynamo's default
+        # of 8 in a twin that trains and validates (it would run the rest unfused, only logging it).
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        # Under bf16 autocast (GPUs) Brevitas rounds every intermediate to bf16: so does the kernel.
+        _COMPILED[name] = torch.compile(eager, dynamic=True, options={"emulate_precision_casts": True})
     return _COMPILED[name]
 
 
@@ -115,8 +129,8 @@ def _call(name: str, *args):
             raise
         _BROKEN.append(f"{type(err).__name__}: {err}".splitlines()[0][:300])
         warnings.warn(f"torch.compile could not fuse the activation quantizers ({_BROKEN[0]}); "
-                      "training goes on with Brevitas's unfused quantizers (same numbers, slower).",
-                      stacklevel=2)
+                      "training goes on with them unfused, one operator at a time (the same numbers, "
+                      "slower; training.fused_quant: false skips the attempt).", stacklevel=2)
         return _kernel(name)(*args)
 
 
@@ -143,15 +157,6 @@ def _skip_activation(self, x):
 
 def _fusable(model: torch.nn.Module, channels_last: bool = False) -> list[tuple]:
     """(module, its fused forward, its settings) for every activation quantizer this module can fuse."""
-    from brevitas.core.function_wrapper import Identity, RoundSte, TensorClamp
-    from brevitas.core.quant.binary import ClampedBinaryQuant
-    from brevitas.core.quant.delay import _NoDelay
-    from brevitas.core.quant.int import RescalingIntQuant
-    from brevitas.core.quant.int_base import IntQuant
-    from brevitas.core.scaling.standalone import ConstScaling, ParameterScaling
-    from brevitas.core.zero_point import ZeroZeroPoint
-    from brevitas.proxy.runtime_quant import FusedActivationQuantProxy
-
     found = []
     for proxy in model.modules():
         if not isinstance(proxy, FusedActivationQuantProxy):
@@ -182,7 +187,8 @@ def fused_activation_quant(model: torch.nn.Module, enabled: bool = True, channel
     ``channels_last``: the quantized feature maps come out channels-last (the layout the training
     loop gives the network), whatever layout came in. On exit every module has its own forward
     back (also when the block raises)."""
-    patched = _fusable(model, channels_last) if enabled else []
+    # With BREVITAS_JIT=1 the quantizers are TorchScript modules, whose forward cannot be replaced.
+    patched = _fusable(model, channels_last) if enabled and not brevitas.config.JIT_ENABLED else []
     for module, forward, settings in patched:
         module.forward = types.MethodType(forward, module)
         if settings is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from brevitas.core.scaling.standalone import ParameterFromRuntimeStatsScaling
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -84,6 +85,18 @@ def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, devic
                            "from scratch.") from err
     print(f"resuming from {last_path} after epoch {state['epoch'] + 1}", file=log, flush=True)
     return state["history"], state["epoch"] + 1
+
+
+def _check_ema_possible(model: nn.Module) -> None:
+    """timm's ModelEmaV3 pairs the two networks' state-dict entries by position; a Brevitas scale
+    still collecting statistics leaves its value out of the state dict until it has them, so the
+    average would pair the wrong tensors."""
+    for name, module in model.named_modules():
+        if isinstance(module, ParameterFromRuntimeStatsScaling) and module.counter <= module.collect_stats_steps:
+            raise ValueError(f"training.ema_decay: {name} still collects activation statistics "
+                             f"({int(module.counter)} of {module.collect_stats_steps} steps), which the weight "
+                             "average cannot follow: set ema_decay: null, or calibrate the scales first "
+                             "(act_scaling: learned twins have none)")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -199,6 +212,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     if cfg["ema_decay"]:
         from timm.utils import ModelEmaV3  # timm's weight average, with its warm-up of the decay
 
+        _check_ema_possible(model)
         ema = ModelEmaV3(model, decay=float(cfg["ema_decay"]), use_warmup=True)
     fingerprint = fingerprint or digest({"training": cfg, "meta": meta})
     history, start_epoch = resume(last_path, fingerprint, model, optimizer, device, log, ema=ema)

@@ -98,7 +98,8 @@ def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=
     total = sum(e.self_cpu_time_total for e in events) or 1
     split = {}
     for e in events:
-        split[_kind(e.key)] = split.get(_kind(e.key), 0.0) + e.self_cpu_time_total / 1e3 / steps
+        kind = _kind(e.key)
+        split[kind] = split.get(kind, 0.0) + e.self_cpu_time_total / 1e3 / steps
     split["Python and dispatch"] = max(0.0, wall_ms - sum(split.values()))
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     by_op = ", ".join(f"{e.key.removeprefix('aten::')[:24]} {100 * e.self_cpu_time_total / total:.0f}%"
@@ -125,34 +126,35 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     workers = int(config["compute"]["num_workers"])
     normalize = Normalize(meta["mean"], meta["std"]).to(device)
     runs = []  # (network, fused): every twin twice, the original once (it has no quantizers)
+    optimizers, loaders, batches = {}, {}, {}  # per network, made once for all rounds
     for name, (model, train_cfg) in networks.items():
         model.to(device)
         if train_cfg["channels_last"]:
             model.to(memory_format=torch.channels_last)
         runs += [(name, False)] + ([(name, True)] if name != "original" else [])
-    optimizers = {name: make_optimizer(model, cfg) for name, (model, cfg) in networks.items()}
+        optimizers[name] = make_optimizer(model, train_cfg)
+        batch = int(train_cfg["batch_size"])
+        dataset = data_lib.CachedImages(images, labels, train_cfg["augment"], meta["image_size"])
+        loaders[name] = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+                                   pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+        batches[name] = (torch.randint(0, 256, (batch, meta["channels"], meta["image_size"], meta["image_size"]),
+                                       dtype=torch.uint8, device=device),
+                         torch.randint(0, meta["num_classes"], (batch,), device=device))
     rates: dict[tuple, list] = {run: [] for run in runs}
     profiles = {}
     for _ in range(max(1, int(rounds))):
         for name, fused in runs:
             model, train_cfg = networks[name]
             amp, channels_last = train_cfg["amp"], train_cfg["channels_last"]
-            batch = int(train_cfg["batch_size"])
-            dataset = data_lib.CachedImages(images, labels, train_cfg["augment"], meta["image_size"])
-            loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-            x = torch.randint(0, 256, (batch, meta["channels"], meta["image_size"], meta["image_size"]),
-                              dtype=torch.uint8, device=device)
-            y = torch.randint(0, meta["num_classes"], (batch,), device=device)
             with fused_activation_quant(model, enabled=fused, channels_last=channels_last):
-                pipeline_rate = _rate(model, optimizers[name], iter(loader), device, normalize, channels_last,
-                                      steps, warmup, amp)
-                synthetic = ((x, y) for _ in range(steps + warmup))
+                pipeline_rate = _rate(model, optimizers[name], iter(loaders[name]), device, normalize,
+                                      channels_last, steps, warmup, amp)
+                synthetic = (batches[name] for _ in range(steps + warmup))
                 raw_rate = _rate(model, optimizers[name], synthetic, device, normalize, channels_last, steps,
                                  warmup, amp)
                 if profile and (name, fused) not in profiles:
-                    profiles[(name, fused)] = profile_step(model, optimizers[name], (x, y), device, normalize,
-                                                           channels_last, amp)
+                    profiles[(name, fused)] = profile_step(model, optimizers[name], batches[name], device,
+                                                           normalize, channels_last, amp)
             rates[(name, fused)].append((pipeline_rate, raw_rate))
     rows = []
     for name, fused in runs:

@@ -124,7 +124,7 @@ def _kernel(name: str):
 def _call(name: str, *args):
     try:
         return _kernel(name)(*args)
-    except Exception as err:  # noqa: BLE001 - any compiler failure: keep training on Brevitas's path
+    except Exception as err:  # noqa: BLE001 - any compiler failure: the same functions, uncompiled
         if _BROKEN:
             raise
         _BROKEN.append(f"{type(err).__name__}: {err}".splitlines()[0][:300])

@@ -65,13 +65,13 @@ FOLDING_ATTRS = ["PE", "SIMD", "parallel_window", "ram_style", "ram_style_thresh
                  "runtime_writeable_weights", "mac_resource", "impl_style", "depth_trigger_uram", "depth_trigger_bram"]
 NO_TRIGGER = 2**31 - 1  # a depth trigger no memory reaches (the RTL parameter is a 32-bit int unsigned)
 _RTLMATRIX_UNITS = ("MVAU_rtl", "VVAU_rtl")
-# What bit-width minimization depends on, besides the weights: how they are stored.
 # What FINN+'s step_minimize_bit_width reads of a node's storage (finn-plus 1.6.1,
 # custom_op/fpgadataflow/*: minimize_weight_bit_width, minimize_accumulator_width): weights written
 # at run time, or kept outside the layer (these mem_modes), keep their declared widths, thresholds
 # tuned by MLO too; RAM styles and the internal mem_modes do not enter. PE and SIMD do not either.
 _MINIMIZE_ATTRS = ("runtime_writeable_weights", "mlo_max_iter")
 _EXTERNAL_MEM_MODES = ("external", "external_mem", "dynamic")
+_A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
 
 
 def minimize_key(folding: dict) -> str:
@@ -84,7 +84,6 @@ def minimize_key(folding: dict) -> str:
         if entry:
             key[name] = entry
     return json.dumps(key, sort_keys=True)
-_A_WIDTH = {"DSP48E1": 25, "DSP48E2": 27}
 
 
 def rtl_lanes(weight_bits: int, act_bits: int, narrow_weights: bool, dsp_block: str) -> int:

@@ -100,9 +100,9 @@ QONNX_CHUNK = 32  # images per qonnx execution
 def qonnx_logits(onnx_path, images_nhwc: np.ndarray) -> np.ndarray:
     """Logits of a QONNX/FINN model on uint8 NHWC images (qonnx execution).
 
-    All images in one execution where qonnx's ``ChangeBatchSize`` makes the graph take them (an
-    exported QONNX graph: 64 Fashion-MNIST images in 0.3 s instead of 6 s), else one image at a
-    time (FINN graphs whose ``Im2Col`` nodes carry a batch of one in their attributes)."""
+    ``QONNX_CHUNK`` images per execution where qonnx's ``ChangeBatchSize`` makes the graph take
+    them (an exported QONNX graph: 64 Fashion-MNIST images in 0.3 s instead of 6 s), else one image
+    at a time (FINN graphs whose ``Im2Col`` nodes carry a batch of one in their attributes)."""
     model = ModelWrapper(str(onnx_path))
     iname, oname = model.graph.input[0].name, model.graph.output[0].name
     shape = model.get_tensor_shape(iname)
@@ -111,7 +111,7 @@ def qonnx_logits(onnx_path, images_nhwc: np.ndarray) -> np.ndarray:
     if not nhwc:
         x = x.transpose(0, 3, 1, 2)
     if len(x) > 1 and not model.get_nodes_by_op_type("Im2Col"):
-        # chunks of QONNX_CHUNK: execute_onnx keeps every intermediate tensor of the batch
+        # in chunks: execute_onnx keeps every intermediate tensor of the batch
         outs, graphs = [], {}
         for start in range(0, len(x), QONNX_CHUNK):
             chunk = x[start:start + QONNX_CHUNK]

@@ -24,14 +24,22 @@ system-packages:
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
 	fi
 
+# The config's own run name: the committed reference run of that config, where there is one.
+NAME = $(shell grep '^run_name:' $(CONFIG) | awk '{print $$2}')
+# Where `make reproduce` writes: its own folder (git ignores it), never over the committed run;
+# RUN=$(NAME) regenerates the committed run itself (then `make publish`).
+RUN ?= $(NAME)_fresh
+RUN_ARGS = --configfile $(CONFIG) --config run_name=$(RUN) reference_run=$(NAME)
+
 reproduce: venv system-packages
-	$(BIN)/snakemake --profile workflow/profiles/default --configfile $(CONFIG) --cores $(CORES)
-	$(BIN)/snakemake --configfile $(CONFIG) --report results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}')/report.html
+	$(BIN)/snakemake --profile workflow/profiles/default $(RUN_ARGS) --cores $(CORES)
+	$(BIN)/snakemake $(RUN_ARGS) --report results/$(RUN)/report.html
+	@echo "The answer above is in results/$(RUN)/tables/answer.md; the report: results/$(RUN)/report.html"
 
 # Write PROVENANCE.md into a finished run so that its tables and figures can be committed.
 #   make publish CONFIG=config/cifar10_cpu.yaml DATA_NOTE="CIFAR-10 (JPEG copy)"
 publish: venv
-	$(BIN)/python -m twindnn.publish results/$$(grep '^run_name:' $(CONFIG) | awk '{print $$2}') \
+	$(BIN)/python -m twindnn.publish results/$(NAME) \
 		--config $(CONFIG) $(if $(DATA_NOTE),--data-note "$(DATA_NOTE)") $(if $(NOTE),--note "$(NOTE)")
 
 test: venv system-packages

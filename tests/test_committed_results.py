@@ -3,11 +3,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from twindnn.hardware.tables import budget_violations
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINES = sorted((ROOT / "results").glob("*/tables/hw_headline.csv"))
+# The gate of the default's design point: the one its README tables and answer show.
+DESIGN_GATE = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["hardware"]["design_point"]["gate"]
 
 
 @pytest.mark.parametrize("path", HEADLINES, ids=[p.parts[-3] for p in HEADLINES])
@@ -53,7 +56,8 @@ def test_readme_default_table_is_read_from_the_committed_headline():
     """The README's FPGA table for the default cannot drift from results/fashion_mnist_default/."""
     shown = _readme_table("### Fashion-MNIST, the embedded default")
     headline = pd.read_csv(ROOT / "results" / "fashion_mnist_default" / "tables" / "hw_headline.csv")
-    headline = headline[(headline["gate"] == "max_softmax") & (headline["target_kind"] == "accuracy_recovery")]
+    headline = headline[(headline["gate"] == DESIGN_GATE) & (headline["target_kind"] == "accuracy_recovery")
+                        & (headline["selection"] == "point")]
     assert len(shown) == 8
     for _, row in shown.iterrows():
         match = headline[(headline["board"] == row["board"]) & (headline["scheduler"] == row["scheduler"])
@@ -77,8 +81,8 @@ def test_readme_claim_paragraph_matches_the_committed_default():
     text = (ROOT / "README.md").read_text()
     claim = text[text.index("**The claim, and ours.**"):text.index("Three runs are committed")]
     h = pd.read_csv(ROOT / "results" / "fashion_mnist_default" / "tables" / "hw_headline.csv")
-    h = h[(h["gate"] == "max_softmax") & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
-          & h["target_value"].isin([0.9, 0.94])]
+    h = h[(h["gate"] == DESIGN_GATE) & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
+          & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
     zcu, u250 = (h[h["board"] == b] for b in ("ZCU104", "U250"))
     assert {f"{g:.1f}" for g in zcu["gain_vs_original_alone"]} == {"2.2"}
     assert f"{u250['gain_vs_original_alone'].min():.1f}-{u250['gain_vs_original_alone'].max():.1f}x on" in \
@@ -87,3 +91,20 @@ def test_readme_claim_paragraph_matches_the_committed_default():
     assert {f"{g:.2f}x" for g in zcu["sensitivity_gain_vs_original_alone"]} == {"0.45x"} and "0.45x" in claim
     low, high = h["gain_vs_original_in_pair"].min(), h["gain_vs_original_in_pair"].max()
     assert f"{low:.1f}-{high:.1f}x" in claim.replace("\n", " ")
+
+
+def test_make_reproduce_writes_its_own_ignored_folder_beside_the_committed_reference():
+    """`make reproduce` runs the default under its own name with the committed run as reference;
+    git ignores that folder, so a fresh clone's reproduction leaves `git status` clean."""
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "reproduce"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "run_name=fashion_mnist_default_fresh reference_run=fashion_mnist_default" in dry
+    assert "--report results/fashion_mnist_default_fresh/report.html" in dry
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/fashion_mnist_default_fresh/tables/answer.md"],
+                             cwd=ROOT)
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert ignored.returncode == 0  # ignored
+    kept = subprocess.run(["git", "check-ignore", "-q", "results/fashion_mnist_default/tables/answer.md"], cwd=ROOT)
+    assert kept.returncode == 1  # the committed reference's tables are tracked

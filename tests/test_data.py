@@ -85,6 +85,34 @@ def test_cifar_pickles(tmp_path):
     assert meta["format"] == "pickle" and meta["train_count"] == 15
 
 
+def test_jpeg_copy_of_the_official_release_reads_back_through_the_image_folder_path(tmp_path):
+    """twindnn.data.jpeg_copy: the pickle batches as train/<class>/NNNN.jpg at quality 75, which the
+    image-folder reader takes with the same labels and nearly the same pixels."""
+    from twindnn.data.jpeg_copy import main
+
+    rng = np.random.default_rng(2)
+    base = tmp_path / "cifar-10-batches-py"
+    base.mkdir()
+    smooth = np.kron(rng.integers(40, 215, (11, 3, 4, 4)), np.ones((1, 1, 8, 8))).astype(np.uint8)  # JPEG-friendly
+    classes = [0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9]
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(base / name, "wb") as f:
+            pickle.dump({"data": smooth.reshape(11, 3072), "labels": classes}, f)
+    main([str(base), str(tmp_path / "jpeg")])
+    assert sorted(p.name for p in (tmp_path / "jpeg" / "train" / "cat").iterdir()) == [f"{i:04d}.jpg" for i in range(10)]
+    meta = data.prepare_dataset({**BASE, "name": "cifar10", "root": str(tmp_path / "jpeg"), "image_size": 32},
+                                tmp_path / "cache")
+    assert meta["format"] == "image_folder" and meta["test_count"] == 11
+    assert meta["train_count"] + meta["val_count"] == 55  # the val split comes out of train
+    images, labels = data.load_split(tmp_path / "cache", "test")
+    order = np.argsort(labels, kind="stable")
+    assert labels[order].tolist() == classes
+    original = smooth.transpose(0, 2, 3, 1)
+    error = np.abs(images[order].astype(int) - original.astype(int)).mean()
+    shuffled = np.abs(images[order].astype(int) - original[::-1].astype(int)).mean()
+    assert 0 < error < 12 < shuffled  # lossy (chroma subsampling), but each image is its own
+
+
 def test_image_folder(image_folder, tmp_path):
     cfg = {**BASE, "name": "imagenet", "root": str(image_folder), "image_size": 32, "resize_short": 36}
     meta = data.prepare_dataset(cfg, tmp_path / "cache")

@@ -30,7 +30,8 @@ def snakemake(*args, check=True, timeout=900):
 def tiny_run(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     args = ["--configfile", "config/tiny.yaml", "--config", f"results_dir={results}"]
-    snakemake(*args, "--cores", "2")
+    result = snakemake(*args, "--cores", "2")
+    (results / "console.txt").write_text(result.stdout + result.stderr)  # what the user saw
     return results / "tiny", args
 
 
@@ -122,6 +123,30 @@ def test_tiny_dag_produces_tables_and_figures(tiny_run):
 
 
 @pytest.mark.slow
+def test_the_answer_ends_the_console_output_and_matches_the_headline(tiny_run):
+    run, _ = tiny_run
+    console = (run.parent / "console.txt").read_text()
+    answer_at = console.rindex("TwinDNN's answer, run tiny")
+    assert answer_at > console.rindex("hw_tables")  # the last job's lines come last
+    answer = pd.read_csv(run / "tables" / "answer.csv")
+    headline = pd.read_csv(run / "tables" / "hw_headline.csv")
+    config = yaml.safe_load((ROOT / "config" / "tiny.yaml").read_text())
+    point = config["hardware"]["design_point"]
+    assert len(answer) == len(headline.groupby(["board", "twin"]))
+    for _, row in answer.iterrows():
+        match = headline[(headline["board"] == row["board"]) & (headline["twin"] == row["twin"])
+                         & (headline["gate"] == row["gate"]) & (headline["target_value"] == row["target_value"])
+                         & (headline["scheduler"] == row["scheduler"]) & (headline["selection"] == "guaranteed")]
+        assert row["gate"] == point["gate"] and len(match) == 1
+        assert row["twindnn_fps"] == pytest.approx(match["twindnn_fps"].iloc[0])
+        assert row["twindnn_accuracy"] == pytest.approx(match["twindnn_accuracy"].iloc[0])
+        assert f"{row['twindnn_fps']:,.0f}" in console[answer_at:]
+    # every table of the run is a page of the report
+    for name in ("summary", "anchors", "paper_table", "hw_headline", "hw_fps", "hw_resources"):
+        assert "<table" in (run / "report_pages" / f"{name}.html").read_text()
+
+
+@pytest.mark.slow
 def test_rerun_is_up_to_date_and_report_renders(tiny_run, tmp_path):
     run, args = tiny_run
     dry = snakemake(*args, "-n")
@@ -130,6 +155,8 @@ def test_rerun_is_up_to_date_and_report_renders(tiny_run, tmp_path):
     snakemake(*args, "--report", str(report))
     html = report.read_text(errors="replace")
     assert report.stat().st_size > 10_000 and "summary" in html
+    # the report opens on the answer: its table is in the page itself, not only a download
+    assert "TwinDNN" in html and "answer, run tiny" in html.replace("&#x27;", "'").replace("\\u0027", "'")
 
 
 def scheduled(result) -> dict[str, int]:

@@ -452,6 +452,18 @@ class AnchorsStage(ReportStage):
 
 
 @dataclass(frozen=True)
+class AnswerStage(ReportStage):
+    """answer: the design point (gate, recovery target, scheduler, threshold rule) the answer reads,
+    whether the run has the FPGA half, and the reference run set beside it (None: none)."""
+
+    target_value: float = 0.9
+    scheduler: str = "work_sharing"
+    selection: str = "point"
+    hardware: bool = False
+    reference_run: str | None = None
+
+
+@dataclass(frozen=True)
 class TablesStage(Stage):
     """hw_tables: the gate and scheduler the FPGA figure shows, and the budget share called fitting."""
 
@@ -620,7 +632,7 @@ SCHEDULING_KEYS = {"compute": ("mem_mb", "train_runtime_min", "data_workers")}
 def software_config(config: dict) -> dict:
     """The part of ``config`` the software half's results come from: everything but where outputs
     go, the description, the FPGA half and the scheduling requests (:data:`SCHEDULING_KEYS`)."""
-    out = {k: v for k, v in config.items() if k not in ("results_dir", "description", "hardware")}
+    out = {k: v for k, v in config.items() if k not in ("results_dir", "description", "hardware", "reference_run")}
     for section, keys in SCHEDULING_KEYS.items():
         out[section] = {k: v for k, v in out[section].items() if k not in keys}
     return canonical(out)
@@ -658,6 +670,22 @@ def anchors_stage(config: dict) -> AnchorsStage:
     return AnchorsStage(run_name=config["run_name"], dataset=config["dataset"]["name"],
                         twins=canonical(config["twins"]), gate=config["cascade"]["gates"][0],
                         config_sha256=digest(recorded), design=canonical(run_design(config)))
+
+
+def reference_of(config: dict) -> str | None:
+    """The run this one is set beside (``reference_run``), or None when unset or the run itself."""
+    ref = config.get("reference_run")
+    return ref if ref and ref != config["run_name"] else None
+
+
+def answer_stage(config: dict) -> AnswerStage:
+    hw = config["hardware"]
+    return AnswerStage(run_name=config["run_name"], dataset=config["dataset"]["name"],
+                       twins=canonical(config["twins"]), gate=hw["design_point"]["gate"],
+                       config_sha256=digest(software_config(config)),
+                       target_value=float(hw["design_point"]["target_value"]), scheduler=hw["scheduler"],
+                       selection=config["cascade"]["selection"], hardware=bool(hw["enabled"]),
+                       reference_run=reference_of(config))
 
 
 def tables_stage(config: dict) -> TablesStage:

@@ -95,3 +95,35 @@ def write_table(
     end = latex.rfind("\\end{table}")
     header = "% Needs \\usepackage{booktabs,graphicx}.\n"
     Path(tex_path).write_text(header + latex[:end] + footer + latex[end:])
+
+
+HTML_STYLE = """<style>
+body { font-family: system-ui, sans-serif; font-size: 14px; margin: 0.5em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; position: sticky; top: 0; }
+td:first-child, th:first-child { text-align: left; }
+caption { text-align: left; font-weight: bold; font-size: 15px; padding: 4px 0; }
+p.note { color: #444; max-width: 60em; }
+</style>"""
+
+
+def html_table(shown: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
+    """``shown`` (cells already formatted) as a table of an HTML fragment, with a caption and notes."""
+    import html
+
+    body = shown.to_html(index=False, escape=True, border=0, na_rep="n/a")
+    cut = body.index(">") + 1  # after the opening <table ...> tag
+    body = body[:cut] + f"\n  <caption>{html.escape(title)}</caption>" + body[cut:]
+    return body + "".join(f"\n<p class=\"note\">{html.escape(n)}</p>" for n in notes) + "\n"
+
+
+def html_page(shown: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
+    """A standalone HTML page of one table (what the report shows in place of a download link)."""
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">" + HTML_STYLE + "</head><body>\n"
+            + html_table(shown, title, notes) + "</body></html>\n")
+
+
+def display_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with numbers rounded for reading, as in the Markdown tables."""
+    return _display_frame(df)[0]

@@ -1,4 +1,5 @@
 # Shared helpers: config validation, wildcard constraints, input/param functions. No rules here.
+import os
 import re
 
 from twindnn import config as cfg
@@ -27,7 +28,89 @@ def get_final_output():
     outputs += expand(rules.train_twin.output.metrics, twin=TWINS)
     if is_hardware():
         outputs += list(rules.hw_tables.output)
+    outputs += list(rules.report_pages.output) + list(rules.answer.output)
     return outputs
+
+
+def get_answer_inputs(wildcards):
+    """The table the answer reads (the FPGA headline, or the software summary without the FPGA
+    half), the same table of the reference run where it exists, and the run's other final outputs
+    (not read: listed so that the answer is the last job and its lines end the console output).
+    """
+    name = "hw_headline.csv" if is_hardware() else "summary.csv"
+    table = (
+        rules.hw_tables.output.headline
+        if is_hardware()
+        else rules.report_tables.output.summary_csv
+    )
+    inputs = {"table": table, "others": list(rules.report_pages.output)}
+    reference = cfg.reference_of(config)
+    if reference:
+        path = f"{config['results_dir']}/{reference}/tables/{name}"
+        if os.path.exists(path):
+            inputs["reference"] = path
+    return inputs
+
+
+# The run's tables shown as HTML pages in the report: name -> (caption, category, FPGA half only).
+REPORT_PAGES = {
+    "summary": ("summary", "Tables", False),
+    "anchors": ("anchors", "Tables", False),
+    "paper_table": ("paper_table", "FPGA", True),
+    "hw_headline": ("hw_headline", "FPGA", True),
+    "hw_fps": ("hw_fps", "FPGA", True),
+    "hw_resources": ("hw_resources", "FPGA", True),
+}
+
+
+def report_page_names():
+    return [
+        n for n, (_, _, hw_only) in REPORT_PAGES.items() if is_hardware() or not hw_only
+    ]
+
+
+def report_page_tables():
+    """name -> (CSV, the Markdown beside it or None); resolved when the DAG is built, after every
+    rule file is read."""
+    tables = {
+        "summary": (
+            rules.report_tables.output.summary_csv,
+            rules.report_tables.output.summary_md,
+        ),
+        "anchors": (rules.compare_anchors.output.csv, rules.compare_anchors.output.md),
+    }
+    if is_hardware():
+        tables |= {
+            "paper_table": (
+                rules.hw_tables.output.paper_csv,
+                rules.hw_tables.output.paper_md,
+            ),
+            "hw_headline": (rules.hw_tables.output.headline, None),
+            "hw_fps": (rules.hw_tables.output.fps, None),
+            "hw_resources": (rules.hw_tables.output.resources, None),
+        }
+    return tables
+
+
+def get_report_page_inputs(wildcards):
+    inputs = {}
+    for name, (csv, md) in report_page_tables().items():
+        inputs[name] = csv
+        if md is not None:
+            inputs[f"{name}_md"] = md
+    return inputs
+
+
+def get_report_page_outputs():
+    return {
+        name: report(
+            f"{RESULTS}/report_pages/{name}.html",
+            caption=f"../report/{caption}.rst",
+            category=category,
+        )
+        for name, (caption, category, _) in REPORT_PAGES.items()
+        if name in report_page_names()
+    }
 
 
 def get_anchor_inputs(wildcards):

@@ -19,32 +19,16 @@ rule hw_tables:
         board_reports=get_hw_board_reports(),
         checks=expand(rules.hw_prepare.output.check, network=HW_NETWORKS),
     output:
-        resources=report(
-            f"{RESULTS}/tables/hw_resources.csv",
-            caption="../report/hw_resources.rst",
-            category="FPGA",
-        ),
-        fps=report(
-            f"{RESULTS}/tables/hw_fps.csv",
-            caption="../report/hw_fps.rst",
-            category="FPGA",
-        ),
-        headline=report(
-            f"{RESULTS}/tables/hw_headline.csv",
-            caption="../report/hw_headline.rst",
-            category="FPGA",
-        ),
+        resources=f"{RESULTS}/tables/hw_resources.csv",
+        fps=f"{RESULTS}/tables/hw_fps.csv",
+        headline=f"{RESULTS}/tables/hw_headline.csv",
         figure=report(
             f"{RESULTS}/figures/hw_accuracy_vs_throughput.png",
             caption="../report/hw_accuracy_vs_throughput.rst",
             category="FPGA",
         ),
         paper_csv=f"{RESULTS}/tables/paper_table.csv",
-        paper_md=report(
-            f"{RESULTS}/tables/paper_table.md",
-            caption="../report/paper_table.rst",
-            category="FPGA",
-        ),
+        paper_md=f"{RESULTS}/tables/paper_table.md",
         paper_figure=report(
             f"{RESULTS}/figures/paper_speedup_vs_recovery.png",
             caption="../report/paper_table.rst",

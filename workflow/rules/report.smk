@@ -6,16 +6,8 @@ rule report_tables:
         twin_logits=get_twin_files(rules.logits_twin.output.logits),
         data_meta=rules.prepare_data.output.meta,
     output:
-        summary_csv=report(
-            f"{RESULTS}/tables/summary.csv",
-            caption="../report/summary.rst",
-            category="Tables",
-        ),
-        summary_md=report(
-            f"{RESULTS}/tables/summary.md",
-            caption="../report/summary.rst",
-            category="Tables",
-        ),
+        summary_csv=f"{RESULTS}/tables/summary.csv",
+        summary_md=f"{RESULTS}/tables/summary.md",
         summary_tex=f"{RESULTS}/tables/summary.tex",
         fig_accuracy_forwarded=report(
             f"{RESULTS}/figures/accuracy_vs_forwarded.png",
@@ -54,11 +46,7 @@ rule compare_anchors:
         anchors=f"{workflow.basedir}/workflow/anchors.yaml",
     output:
         csv=f"{RESULTS}/tables/anchors.csv",
-        md=report(
-            f"{RESULTS}/tables/anchors.md",
-            caption="../report/anchors.rst",
-            category="Tables",
-        ),
+        md=f"{RESULTS}/tables/anchors.md",
         tex=f"{RESULTS}/tables/anchors.tex",
     log:
         f"{RESULTS}/logs/compare_anchors.log",
@@ -72,3 +60,46 @@ rule compare_anchors:
         stage=cfg.anchors_stage(config).to_params(),
     script:
         "../../scripts/anchors.py"
+
+
+rule answer:
+    input:
+        unpack(get_answer_inputs),
+        data_meta=rules.prepare_data.output.meta,
+    output:
+        csv=f"{RESULTS}/tables/answer.csv",
+        md=f"{RESULTS}/tables/answer.md",
+        html=report(
+            f"{RESULTS}/tables/answer.html",
+            caption="../report/answer.rst",
+            category="Answer",
+        ),
+    log:
+        f"{RESULTS}/logs/answer.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        stage=cfg.answer_stage(config).to_params(),
+    script:
+        "../../scripts/answer.py"
+
+
+rule report_pages:
+    input:
+        unpack(get_report_page_inputs),
+    output:
+        **get_report_page_outputs(),
+    log:
+        f"{RESULTS}/logs/report_pages.log",
+    conda:
+        "../../envs/twindnn.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../../scripts/report_pages.py"

@@ -10,18 +10,29 @@ from matplotlib.figure import Figure
 from ..cascade import DEFAULT_GATE
 from ..plotting import save_figure
 
+# accuracy_vs_throughput_figure: one marker per system; the colour is the twin's (black: the original)
+SYSTEM_STYLES = {
+    "twindnn": ("o", "-", "TwinDNN through the gate's operating points"),
+    "time_shared": ("s", "--", "time-shared Big/Little at the same points"),
+    "oracle": ("*", "none", "oracle gate (forwards exactly the twin's errors)"),
+    "twin_alone": ("v", "none", "the twin alone (whole device)"),
+}
+
 
 def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEFAULT_GATE,
                                   scheduler: str = "work_sharing") -> None:
     """Accuracy vs system throughput per board, for one gate and scheduler: TwinDNN through the
-    gate's operating points, the time-shared Big/Little baseline at the same points, the oracle
-    gate, each twin alone and the original alone (whole device). One colour per twin."""
+    gate's operating points (labelled with their targets), the time-shared Big/Little baseline at
+    the same points, the oracle gate, each twin alone and the original alone (whole device: the
+    strongest mix (a), and its DSP designs only). Colour: the twin; marker: the system."""
+    from matplotlib.lines import Line2D
+
     boards = list(dict.fromkeys(system["board"]))
     twins = list(dict.fromkeys(system["twin"]))
     colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
     available = [g for g in dict.fromkeys(system["gate"]) if g != "oracle"]
     shown = gate if gate in available else (available[0] if available else gate)
-    fig = Figure(figsize=(5.5 * len(boards), 4.2), layout="constrained")
+    fig = Figure(figsize=(6.4 * len(boards), 5.6), layout="constrained")
     axes = fig.subplots(1, len(boards), squeeze=False)
     for ax, board in zip(axes[0], boards):
         d = system[(system["board"] == board) & (system["scheduler"] == scheduler)]
@@ -29,24 +40,32 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
             c = colours[twin]
             ok = g[g["fits"].astype(bool)]
             points = ok[ok["gate"] == shown].sort_values("forwarded_fraction")
-            ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], "o-", color=c, label=f"TwinDNN {twin}")
+            marker, line, _ = SYSTEM_STYLES["twindnn"]
+            ax.plot(points["twindnn_fps"], points["twindnn_accuracy"], marker=marker, ls=line, color=c, ms=7)
             _interval_bars(ax, points, "twindnn_fps", "twindnn_accuracy", c)
-            ax.plot(points["time_shared_fps"], points["cascade_accuracy"], "s--", color=c, alpha=0.6,
-                    label=f"time-shared Big/Little {twin}")
+            _target_labels(ax, points, "twindnn_fps", "twindnn_accuracy", c)
+            marker, line, _ = SYSTEM_STYLES["time_shared"]
+            ax.plot(points["time_shared_fps"], points["cascade_accuracy"], marker=marker, ls=line, color=c,
+                    alpha=0.6, ms=6)
             o = ok[ok["gate"] == "oracle"]
-            ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], "*", ms=13, color=c, label=f"oracle gate {twin}")
-            ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], "v", ms=8, color=c,
-                    label=f"twin {twin} alone")
+            ax.plot(o["twindnn_fps"], o["twindnn_accuracy"], SYSTEM_STYLES["oracle"][0], ms=14, color=c)
+            ax.plot(g["twin_alone_fps"].iloc[:1], g["twin_accuracy"].iloc[:1], SYSTEM_STYLES["twin_alone"][0], ms=9,
+                    color=c)
         if len(d) and np.isfinite(d["original_alone_fps"].iloc[0]):
-            ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=8,
-                    label="original alone (a): best DSP + LUT mix")
+            ax.plot(d["original_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^k", ms=9)
         if len(d) and "original_dsp_alone_fps" in d and np.isfinite(d["original_dsp_alone_fps"].iloc[0]):
-            ax.plot(d["original_dsp_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^", ms=8, mfc="none",
-                    color="k", label="original alone, DSP designs only")
+            ax.plot(d["original_dsp_alone_fps"].iloc[:1], d["original_accuracy"].iloc[:1], "^", ms=9, mfc="none",
+                    color="k")
         _nothing_fits(ax, d)
         ax.set_xscale("log")
         _label(ax, "system throughput (frames/s, FINN+ estimate)", "test accuracy",
-               f"{board}: {scheduler}, gate {shown}, points = recovery targets", legend_size=7)
+               f"{board}: {scheduler}, gate {shown}\n(TwinDNN points labelled with their targets)")
+    handles = [Line2D([], [], color=colours[t], lw=6, label=f"twin {t}") for t in twins]
+    handles += [Line2D([], [], color="grey", marker=m, ls=ls, ms=9, label=text) for m, ls, text in SYSTEM_STYLES.values()]
+    handles += [Line2D([], [], color="k", marker="^", ls="none", ms=9, label="original alone (a): best DSP + LUT mix"),
+                Line2D([], [], color="k", marker="^", mfc="none", ls="none", ms=9,
+                       label="original alone, DSP designs only")]
+    fig.legend(handles=handles, loc="outside lower center", fontsize=11, ncols=3, frameon=False)
     save_figure(fig, out_png, dpi=120)
 
 
@@ -61,26 +80,42 @@ SCHEDULER_LINES = {"work_sharing": "-", "twin_first": ":"}
 def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float, float] = (0.94, 1.90)) -> None:
     """Speed-up vs accuracy recovery per board: TwinDNN against the paper's baseline (b), the
     strongest whole-device original (a) and time-sharing (c), with the paper's claim (94 %
-    recovered, 1.9x) as a star. A panel where no pair fits says so."""
+    recovered, 1.9x) as a star. Colour: the twin; marker: the baseline; line: the scheduler. The
+    points against (a) carry their recovery targets; a panel where no pair fits says so."""
+    from matplotlib.lines import Line2D
+
     rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
     boards = list(dict.fromkeys(headline["board"]))
     twins = list(dict.fromkeys(headline["twin"]))
     colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
-    fig = Figure(figsize=(6.4 * len(boards), 5.0), layout="constrained")
+    schedulers = list(dict.fromkeys(rows["scheduler"])) or list(SCHEDULER_LINES)
+    fig = Figure(figsize=(6.4 * len(boards), 5.6), layout="constrained")
     axes = fig.subplots(1, len(boards), squeeze=False)
     for ax, board in zip(axes[0], boards):
         for (twin, scheduler), g in rows[rows["board"] == board].groupby(["twin", "scheduler"], sort=False):
             g = g.sort_values("accuracy_recovery")
-            for base, (marker, text) in BASELINE_STYLES.items():
+            for base, (marker, _) in BASELINE_STYLES.items():
                 ax.plot(g["accuracy_recovery"], g[f"gain_vs_{base}"], marker=marker,
-                        ls=SCHEDULER_LINES.get(scheduler, "-"), color=colours[twin], ms=6,
-                        alpha=1.0 if base == "original_alone" else 0.55, label=f"{twin}, {scheduler}: {text}")
+                        ls=SCHEDULER_LINES.get(scheduler, "-"), color=colours[twin], ms=7,
+                        alpha=1.0 if base == "original_alone" else 0.5)
             _interval_bars(ax, g, "accuracy_recovery", "gain_vs_original_alone", colours[twin])
-        ax.plot(*anchor, "*", color="k", ms=14, label="paper: 94 % recovered, +90 % throughput")
+            if scheduler == schedulers[0]:
+                _target_labels(ax, g, "accuracy_recovery", "gain_vs_original_alone", colours[twin])
+        ax.plot(*anchor, "*", color="k", ms=16)
         ax.axhline(1.0, color="grey", lw=0.8)
+        if len(rows[rows["board"] == board]):
+            _log_gain_axis(ax)
         _nothing_fits(ax, headline[headline["board"] == board])
-        _label(ax, "accuracy recovery (test)", "throughput speed-up (FINN+ estimate)", f"{board}: gate {gate}",
-               legend_size=8)
+        _label(ax, "accuracy recovery (test)", "throughput speed-up (FINN+ estimate)",
+               f"{board}: gate {gate}\n(labels: targets of the {schedulers[0]} points vs (a))")
+    handles = [Line2D([], [], color=colours[t], lw=6, label=f"twin {t}") for t in twins]
+    handles += [Line2D([], [], color="k", marker=m, ls="none", ms=8, label=text)
+                for m, text in BASELINE_STYLES.values()]
+    handles += [Line2D([], [], color="k", ls=SCHEDULER_LINES.get(sc, "-"), label=f"scheduler {sc}")
+                for sc in schedulers]
+    handles.append(Line2D([], [], color="k", marker="*", ls="none", ms=14,
+                          label="paper: 94 % recovered, +90 % throughput"))
+    fig.legend(handles=handles, loc="outside lower center", fontsize=11, ncols=3, frameon=False)
     save_figure(fig, out_png, dpi=120)
 
 
@@ -103,9 +138,45 @@ def _interval_bars(ax, rows: pd.DataFrame, x: str, y: str, colour) -> None:
                 elinewidth=0.8, capsize=2)
 
 
-def _label(ax, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=11)
+def _target_labels(ax, rows: pd.DataFrame, x: str, y: str, colour) -> None:
+    """Each operating point labelled with its recovery target; points that coincide share a label."""
+    spots: dict[tuple, list[str]] = {}
+    for _, r in rows.iterrows():
+        if np.isfinite(r[x]) and np.isfinite(r[y]) and "target_value" in r and r.get("gate") != "oracle":
+            key = (float(f"{float(r[x]):.2g}"), float(f"{float(r[y]):.2g}"))
+            spots.setdefault(key, [float(r[x]), float(r[y])]).append(_target_text(r))
+    for px, py, *targets in spots.values():
+        ax.annotate(", ".join(dict.fromkeys(targets)), (px, py), textcoords="offset points", xytext=(4, 5),
+                    fontsize=10, color=colour)
+
+
+def _target_text(row) -> str:
+    """A recovery target as itself (0.94); an accuracy-loss target as the points it may lose (-1 pt);
+    a disagreement target as its share (2 % disagree)."""
+    value, kind = float(row["target_value"]), row.get("target_kind")
+    if kind == "max_accuracy_loss":
+        return f"-{100 * value:g} pt"
+    if kind == "max_disagreement":
+        return f"{100 * value:g} % disagree"
+    return f"{value:g}"
+
+
+def _log_gain_axis(ax) -> None:
+    """A log axis for speed-ups, with plain numbers (0.5, 1, 2, 5, ...) as its ticks."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 200, 500) if low <= t <= high]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _label(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel, fontsize=12)
+    ax.set_ylabel(ylabel, fontsize=12)
+    ax.set_title(title, fontsize=12)
+    ax.tick_params(labelsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=legend_size)

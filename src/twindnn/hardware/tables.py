@@ -28,8 +28,18 @@ def searched_designs(design_points: list) -> dict:
     for path in design_points:
         points = json.loads(Path(path).read_text())
         for role, searched in points["roles"].items():
-            out[(points["board"], points["twin"], role)] = searched
+            out[(points["board"], points["twin"], role)] = {**searched, "pair_fits": points.get("design_point") is not None}
     return out
+
+
+def built_design_text(role: str, design: dict) -> str:
+    """What a build of ``role`` is: which design of the search, and why that one."""
+    if role == "original_alone":
+        return "the main design of the strongest original-alone mix (a)"
+    if design.get("pair_fits", True):
+        return "a design of the pair at the design point"
+    return ("the network's slowest design: no twin + original pair fits the budget, so this build only "
+            "shows by how much (the search's own figures are in hw_headline)")
 
 
 def check_builds_match_search(builds: dict, searched: dict) -> None:
@@ -83,7 +93,7 @@ def resource_table(build_jsons: list, design_points: list, utilization: float,
                "estimated_throughput_fps": k * est["estimated_throughput_fps"],
                "estimated_latency_ms": est["estimated_latency_ms"], "clock_mhz": est["clock_mhz"],
                "bottleneck_layer": est["bottleneck_layer"], "DSP_finn": k * est["DSP_finn"],
-               "zero_estimated": est["zero_estimated"]}
+               "zero_estimated": est["zero_estimated"], "built": built_design_text(role, design)}
         for r in RESOURCES:
             row[f"{r}_per_instance"] = est[r]
             row[r] = k * est[r]
@@ -133,7 +143,7 @@ def fps_table(resources: pd.DataFrame, board_jsons: list, check_csvs: list = ())
     est = resources[resources["network"] != "co-located (twin + original)"]
     rows = [{"board": r["board"], "twin": r["twin"], "network": r["network"], "throughput_fps":
              r["estimated_throughput_fps"], "latency_ms": r["estimated_latency_ms"], "clock_mhz": r["clock_mhz"],
-             "accuracy": np.nan, "source": SOURCE_ESTIMATE} for _, r in est.iterrows()]
+             "accuracy": np.nan, "built": r.get("built", ""), "source": SOURCE_ESTIMATE} for _, r in est.iterrows()]
     for path in board_jsons:
         m = json.loads(Path(path).read_text())
         parts = Path(path).stem.split("__")

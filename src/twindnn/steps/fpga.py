@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import data as data_lib
+from ..answer import design_point_row
 from ..artifacts import accuracy, load_npz, save_logits
 from ..cascade import rescore_operating_points
 from ..config import (
@@ -119,15 +120,6 @@ def prepare_step(stage: PrepareStage, inputs: Mapping, outputs: Mapping, progres
     return row
 
 
-def _design_point(rows: pd.DataFrame, gate: str, target: float, scheduler: str) -> pd.Series:
-    """The fitting row of the configured gate (else any gate), scheduler and nearest recovery target."""
-    rows = rows[rows["scheduler"] == scheduler]
-    chosen = rows[(rows["gate"] == gate) & (rows["target_kind"] == "accuracy_recovery")]
-    if chosen.empty:
-        chosen = rows[rows["gate"] != "oracle"]
-    return chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
-
-
 def search_step(stage: SearchStage, inputs: Mapping, outputs: Mapping, log=sys.stderr) -> str:
     """The design space of one network on one board, for each of its MAC resources
     (:func:`twindnn.hardware.search.search_network`), with the network's resource bound
@@ -210,7 +202,7 @@ def colocate_step(stage: ColocateStage, inputs: Mapping, outputs: Mapping, twin:
               "building their slowest designs", file=log)
         picks = {"twin": (0, {0: 1}), "original": (0, {0: 1})}
     else:
-        dp = _design_point(fitting, stage.design_gate, stage.design_target, stage.scheduler)
+        dp = design_point_row(fitting, stage.design_gate, stage.design_target, stage.scheduler)
         picks = {"twin": (int(dp["twin_design"]), _counts(dp["twin_counts"])),
                  "original": (int(dp["original_design"]), _counts(dp["original_counts"]))}
         match = pts[(pts["gate"] == dp["gate"]) & (pts["target_kind"] == dp["target_kind"])

@@ -16,15 +16,25 @@ import torch
 import yaml
 from torchvision.transforms.v2.functional import center_crop
 
+from .. import answer as answer_lib
 from .. import data as data_lib
 from .. import report
 from ..artifacts import load_npz, save_logits
 from ..cascade import run_cascade
-from ..config import AnchorsStage, CascadeStage, DataStage, LogitsStage, ReportStage, ThroughputStage, TrainStage
+from ..config import (
+    AnchorsStage,
+    AnswerStage,
+    CascadeStage,
+    DataStage,
+    LogitsStage,
+    ReportStage,
+    ThroughputStage,
+    TrainStage,
+)
 from ..models import Normalize, QuantSpec, build_model, checkpoint_meta, create_twin, input_meta, load_trained
 from ..operating_points import SELECTIONS
-from ..provenance import collect, file_sha256
-from ..table_io import write_table
+from ..provenance import collect, file_sha256, provenance_footer
+from ..table_io import display_frame, html_page, markdown_table, write_table
 from ..throughput import measure_throughput
 from ..train import fit
 
@@ -159,3 +169,65 @@ def compare_anchors(stage: AnchorsStage, inputs: Mapping, outputs: Mapping) -> s
     write_table(table, outputs["csv"], outputs["md"], outputs["tex"], provenance,
                 title=f"{stage.run_name}: this run beside the published anchors")
     return table.to_string(index=False)
+
+
+def _answer_of(stage: AnswerStage, table_path, test_count: int) -> pd.DataFrame:
+    table = pd.read_csv(table_path)
+    if stage.hardware:
+        return answer_lib.fpga_answer(table, stage.gate, stage.target_value, stage.scheduler, stage.selection,
+                                      test_count)
+    return answer_lib.software_answer(table, stage.gate, stage.target_value, test_count)
+
+
+def answer(stage: AnswerStage, inputs: Mapping, outputs: Mapping, progress=None) -> str:
+    """The run's answer at the design point (:mod:`twindnn.answer`), beside the reference run's when
+    one is configured: CSV, Markdown, an HTML fragment for the report's front page, and the console.
+
+    inputs: data_meta, table (hw_headline.csv, or summary.csv without the FPGA half), optionally
+    reference (the same table of the reference run); outputs: csv, md, html."""
+    data_meta = data_lib.read_meta(inputs["data_meta"])
+    test_count = int(data_meta.get("test_count", 0))
+    table = _answer_of(stage, inputs["table"], test_count)
+    notes = []
+    if stage.reference_run:
+        if "reference" in inputs:
+            reference = _answer_of(stage, inputs["reference"], test_count)
+            table = answer_lib.with_reference(table, reference, stage.reference_run)
+            notes.append(f"Beside the reference run {stage.reference_run} ({inputs['reference']}): this run minus "
+                         "the reference, and whether the reference lies inside this run's 95 % interval.")
+        else:
+            notes.append(f"Reference run {stage.reference_run}: no finished run found under its folder, so "
+                         "nothing is set beside this one.")
+    source = "FINN+ analytical estimates (no board)" if stage.hardware else "measured on this machine, not an FPGA"
+    notes.append(f"Accuracies: test split ({test_count} images), thresholds chosen on val; 95 % intervals "
+                 f"(Clopper-Pearson for the original and the twin). Throughput: {source}, except rows whose "
+                 "source says measured on board.")
+    table.to_csv(outputs["csv"], index=False)
+    provenance = collect(stage.provenance(), data_meta, config_digest=stage.config_sha256)
+    shown = answer_lib.readable(table)
+    title = f"TwinDNN's answer, run {stage.run_name} on {stage.dataset}"
+    Path(outputs["md"]).write_text(f"## {title}\n\n{markdown_table(shown)}\n\n" + "\n\n".join(notes)
+                                   + f"\n\n{provenance_footer(provenance)}\n")
+    Path(outputs["html"]).write_text(html_page(shown, title, [*notes, provenance_footer(provenance)]))
+    text = answer_lib.console_text(table, stage.run_name, stage.dataset) + "\n" + "\n".join(notes)
+    if progress is not None:
+        print(text, file=progress, flush=True)
+    return text
+
+
+def report_pages(inputs: Mapping, outputs: Mapping) -> str:
+    """Each table of the run as an HTML page for the report, so that its numbers show in the page
+    (not only as a download): ``outputs[name]`` from ``inputs[name]`` (CSV), titled from the
+    Markdown beside it (``inputs[name + "_md"]``, whose provenance line becomes the note)."""
+    done = []
+    for name, out in outputs.items():
+        df = pd.read_csv(inputs[name])
+        title, notes = name.replace("_", " "), []
+        md = inputs.get(f"{name}_md")
+        if md and Path(md).exists():
+            lines = Path(md).read_text().splitlines()
+            title = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), title)
+            notes = [ln for ln in lines if ln and not ln.startswith(("|", "#"))]
+        Path(out).write_text(html_page(display_frame(df), title, notes))
+        done.append(f"{name}: {len(df)} rows -> {out}")
+    return "\n".join(done)

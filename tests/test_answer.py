@@ -58,6 +58,8 @@ def test_answer_reads_the_design_points_row_and_names_the_strongest_baseline():
     assert u250["target_value"] == 0.5 and u250["fits"]
     assert u250["strongest_baseline"].startswith("(c)")
     assert u250["gain_vs_strongest"] == pytest.approx(8000 * 3 * 1.1 / 12000)
+    # (c) moves with the forwarded share: no interval from TwinDNN's alone
+    assert pd.isna(u250.get("gain_vs_strongest_ci95_low", np.nan))
 
 
 def test_nothing_fitting_is_said_with_its_limit():
@@ -90,9 +92,14 @@ def test_software_answer_without_the_fpga_half():
         "test_accuracy_recovery": t, "test_forwarded_fraction": t / 2, "twindnn_throughput_fps": 100 / t,
         "original_throughput_fps": 50.0, "twindnn_speedup_vs_original_x": 2 / t, "throughput_device": "CPU x"}
         for g in ("max_softmax", "logit_margin") for t in (0.5, 0.9)])
-    row = answer.software_answer(summary, "logit_margin", 0.94, 1000).iloc[0]
+    guaranteed = summary.assign(selection="guaranteed", twindnn_throughput_fps=summary["twindnn_throughput_fps"] / 2)
+    both = pd.concat([summary, guaranteed], ignore_index=True)
+    row = answer.software_answer(both, "logit_margin", 0.94, "point", 1000).iloc[0]
     assert row["target_value"] == 0.9 and row["twindnn_fps"] == pytest.approx(100 / 0.9)
     assert "CPU x" in row["board"] and row["gain_vs_strongest"] == pytest.approx(2 / 0.9)
+    # the configured threshold rule's row, not the first
+    assert answer.software_answer(both, "logit_margin", 0.94, "guaranteed", 1000).iloc[0]["twindnn_fps"] == \
+        pytest.approx(50 / 0.9)
 
 
 def test_answer_step_writes_tables_and_prints_to_the_console(tmp_path):
@@ -112,6 +119,7 @@ def test_answer_step_writes_tables_and_prints_to_the_console(tmp_path):
     assert len(pd.read_csv(outputs["csv"])) == 2
     html = outputs["html"].read_text()
     assert "<table" in html and "2,200" in html and "Provenance" in html
+    assert "<html" not in html and "table.twindnn-answer th" in html  # a fragment, its style scoped
     # with the reference present, the table carries it
     answer_step(stage, {"table": headline, "data_meta": meta, "reference": headline}, outputs, progress=io.StringIO())
     assert pd.read_csv(outputs["csv"])["difference_twindnn_fps"].eq(0).all()

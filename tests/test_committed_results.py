@@ -96,9 +96,11 @@ def test_readme_claim_paragraph_matches_the_committed_default():
 def test_make_reproduce_writes_its_own_ignored_folder_beside_the_committed_reference():
     """`make reproduce` runs the default under its own name with the committed run as reference;
     git ignores that folder, so a fresh clone's reproduction leaves `git status` clean."""
+    import os
     import subprocess
 
-    dry = subprocess.run(["make", "-n", "reproduce"], cwd=ROOT, capture_output=True, text=True).stdout
+    env = {k: v for k, v in os.environ.items() if k not in ("CONFIG", "RUN", "MAKEFLAGS")}
+    dry = subprocess.run(["make", "-n", "reproduce"], cwd=ROOT, capture_output=True, text=True, env=env).stdout
     assert "run_name=fashion_mnist_default_fresh reference_run=fashion_mnist_default" in dry
     assert "--report results/fashion_mnist_default_fresh/report.html" in dry
     ignored = subprocess.run(["git", "check-ignore", "-q", "results/fashion_mnist_default_fresh/tables/answer.md"],

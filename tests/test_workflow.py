@@ -186,7 +186,7 @@ def test_new_board_and_gate_schedule_no_training_quantization_export_or_prepare(
         c["compute"]["mem_mb"] = 4000  # a scheduler's request: changes no result
     jobs = scheduled(snakemake("-n", "--configfile", str(edited_config(tmp_path, run, add_board))))
     assert jobs.keys() <= {"hw_search", "hw_colocate", "hw_build", "hw_build_pair", "hw_tables", "compare_anchors",
-                           "report_tables", "all"}, jobs
+                           "report_tables", "report_pages", "answer", "all"}, jobs
     # the new board's jobs only: a search per network, one pair search, three builds
     assert jobs["hw_search"] == 2 and jobs["hw_colocate"] == 1 and jobs["hw_build"] == 3
 

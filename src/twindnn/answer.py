@@ -20,7 +20,9 @@ import pandas as pd
 
 from .stats import clopper_pearson
 
-# Original-only systems TwinDNN is compared with (headline columns <name>_fps and gain_vs_<name>).
+# The systems without TwinDNN's concurrent pair that it is compared with (headline columns <name>_fps
+# and gain_vs_<name>): the original alone on the whole device, and the twin and the original
+# time-shared on it.
 BASELINES = {
     "original_alone": "(a) the strongest whole-device original (best DSP + LUT mix)",
     "original_dsp_alone": "(a, DSP) the original on DSP MACs alone",
@@ -57,7 +59,9 @@ def _with_accuracy_intervals(row: dict, test_count: int) -> dict:
 
 
 def _strongest(row: pd.Series) -> dict:
-    """The fastest original-only baseline that meets its constraint, and TwinDNN's gain over it."""
+    """The fastest baseline that meets its constraint, and TwinDNN's gain over it. The interval of
+    the gain is TwinDNN's FPS interval over a fixed rate, so only where the baseline's rate does not
+    move with the forwarded share: not for time-sharing (c), which does."""
     candidates = {b: float(row[f"{b}_fps"]) for b in BASELINES
                   if f"{b}_fps" in row and _finite(row[f"{b}_fps"]) and float(row[f"{b}_fps"]) > 0}
     if not candidates:
@@ -67,10 +71,11 @@ def _strongest(row: pd.Series) -> dict:
     fps = candidates[best]
     out = {"strongest_baseline": BASELINES[best], "strongest_baseline_fps": fps,
            "gain_vs_strongest": float(row["twindnn_fps"]) / fps}
-    for end in ("low", "high"):
-        col = f"twindnn_fps_ci95_{end}"
-        if col in row and _finite(row[col]):
-            out[f"gain_vs_strongest_ci95_{end}"] = float(row[col]) / fps
+    if best != "time_shared":
+        for end in ("low", "high"):
+            col = f"twindnn_fps_ci95_{end}"
+            if col in row and _finite(row[col]):
+                out[f"gain_vs_strongest_ci95_{end}"] = float(row[col]) / fps
     return out
 
 
@@ -94,22 +99,28 @@ def fpga_answer(headline: pd.DataFrame, gate: str, target: float, scheduler: str
                 if col in r and _finite(r[col]):
                     row[col] = float(r[col])
         row.update(_strongest(r))
-        row["fits"] = bool(r["fits"])
-        row["limit"] = str(r.get("pair_limit", "")) if bool(r["fits"]) else (
-            "no design of the pair fits the board's budget (weights on chip): " + str(r.get("pair_limit", "")))
+        row["fits"] = bool(r["fits"]) if pd.notna(r["fits"]) else False
+        limit = str(r["pair_limit"]) if "pair_limit" in r and pd.notna(r["pair_limit"]) else "not recorded"
+        row["limit"] = limit if row["fits"] else (
+            "no design of the pair fits the board's budget (weights on chip): " + limit)
         row["throughput_source"] = str(r.get("source", "FINN+ estimate"))
         out.append(_with_accuracy_intervals(row, test_count))
     return pd.DataFrame(out)
 
 
-def software_answer(summary: pd.DataFrame, gate: str, target: float, test_count: int) -> pd.DataFrame:
+def software_answer(summary: pd.DataFrame, gate: str, target: float, selection: str, test_count: int) -> pd.DataFrame:
     """The answer of a run without the FPGA half, from its ``summary.csv`` (throughput measured on
-    the machine that ran it)."""
+    the machine that ran it), at the threshold rule ``selection``."""
     out = []
+    if "selection" in summary:
+        summary = summary[summary["selection"] == selection]
     for twin, group in summary.groupby("twin", sort=False):
-        chosen = group[(group["gate"] == gate) & (group["target_kind"] == "accuracy_recovery")]
+        group = group[group["target_kind"] == "accuracy_recovery"]
+        chosen = group[group["gate"] == gate]
         if chosen.empty:
             chosen = group
+        if chosen.empty:
+            continue
         r = chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
         row = {"board": f"this machine ({r.get('throughput_device', 'unknown device')})", "twin": twin,
                "gate": r["gate"], "target_value": float(r["target_value"]), "scheduler": "cascade (measured)",

@@ -682,7 +682,7 @@ def answer_stage(config: dict) -> AnswerStage:
     hw = config["hardware"]
     return AnswerStage(run_name=config["run_name"], dataset=config["dataset"]["name"],
                        twins=canonical(config["twins"]), gate=hw["design_point"]["gate"],
-                       config_sha256=digest(software_config(config)),
+                       config_sha256=digest({**software_config(config), "hardware": hw}),
                        target_value=float(hw["design_point"]["target_value"]), scheduler=hw["scheduler"],
                        selection=config["cascade"]["selection"], hardware=bool(hw["enabled"]),
                        reference_run=reference_of(config))

@@ -104,18 +104,30 @@ th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-spac
 th { background: #f0f0f0; position: sticky; top: 0; }
 td:first-child, th:first-child { text-align: left; }
 caption { text-align: left; font-weight: bold; font-size: 15px; padding: 4px 0; }
-p.note { color: #444; max-width: 60em; }
+p.twindnn-note { color: #444; max-width: 60em; }
 </style>"""
 
 
-def html_table(shown: pd.DataFrame, title: str, notes: list[str] = ()) -> str:
-    """``shown`` (cells already formatted) as a table of an HTML fragment, with a caption and notes."""
+def html_table(shown: pd.DataFrame, title: str, notes: list[str] = (), css_class: str = "twindnn",
+               styled: bool = False) -> str:
+    """``shown`` (cells already formatted) as an HTML fragment: a table of class ``css_class`` with a
+    caption, then the notes; ``styled`` adds a style that applies to that class only (for a fragment
+    placed inside another page)."""
     import html
 
-    body = shown.to_html(index=False, escape=True, border=0, na_rep="n/a")
+    body = shown.to_html(index=False, escape=True, border=0, na_rep="n/a", classes=css_class)
     cut = body.index(">") + 1  # after the opening <table ...> tag
     body = body[:cut] + f"\n  <caption>{html.escape(title)}</caption>" + body[cut:]
-    return body + "".join(f"\n<p class=\"note\">{html.escape(n)}</p>" for n in notes) + "\n"
+    notes_html = "".join(f"\n<p class=\"{css_class}-note\">{html.escape(n)}</p>" for n in notes)
+    style = ""
+    if styled:
+        scope = f"table.{css_class}"
+        style = (f"<style>\n{scope} {{ border-collapse: collapse; font-size: 13px; }}\n"
+                 f"{scope} th, {scope} td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; }}\n"
+                 f"{scope} th {{ background: #f0f0f0; }}\n"
+                 f"{scope} caption {{ text-align: left; font-weight: bold; padding: 4px 0; }}\n"
+                 f"p.{css_class}-note {{ color: #444; font-size: 12px; }}\n</style>\n")
+    return style + body + notes_html + "\n"
 
 
 def html_page(shown: pd.DataFrame, title: str, notes: list[str] = ()) -> str:

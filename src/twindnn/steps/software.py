@@ -34,7 +34,7 @@ from ..config import (
 from ..models import Normalize, QuantSpec, build_model, checkpoint_meta, create_twin, input_meta, load_trained
 from ..operating_points import SELECTIONS
 from ..provenance import collect, file_sha256, provenance_footer
-from ..table_io import display_frame, html_page, markdown_table, write_table
+from ..table_io import display_frame, html_page, html_table, markdown_table, write_table
 from ..throughput import measure_throughput
 from ..train import fit
 
@@ -176,7 +176,7 @@ def _answer_of(stage: AnswerStage, table_path, test_count: int) -> pd.DataFrame:
     if stage.hardware:
         return answer_lib.fpga_answer(table, stage.gate, stage.target_value, stage.scheduler, stage.selection,
                                       test_count)
-    return answer_lib.software_answer(table, stage.gate, stage.target_value, test_count)
+    return answer_lib.software_answer(table, stage.gate, stage.target_value, stage.selection, test_count)
 
 
 def answer(stage: AnswerStage, inputs: Mapping, outputs: Mapping, progress=None) -> str:
@@ -184,7 +184,8 @@ def answer(stage: AnswerStage, inputs: Mapping, outputs: Mapping, progress=None)
     one is configured: CSV, Markdown, an HTML fragment for the report's front page, and the console.
 
     inputs: data_meta, table (hw_headline.csv, or summary.csv without the FPGA half), optionally
-    reference (the same table of the reference run); outputs: csv, md, html."""
+    reference (the same table of the reference run); outputs: csv, md, html (a fragment: a table and
+    its notes, with a style scoped to it)."""
     data_meta = data_lib.read_meta(inputs["data_meta"])
     test_count = int(data_meta.get("test_count", 0))
     table = _answer_of(stage, inputs["table"], test_count)
@@ -208,7 +209,9 @@ def answer(stage: AnswerStage, inputs: Mapping, outputs: Mapping, progress=None)
     title = f"TwinDNN's answer, run {stage.run_name} on {stage.dataset}"
     Path(outputs["md"]).write_text(f"## {title}\n\n{markdown_table(shown)}\n\n" + "\n\n".join(notes)
                                    + f"\n\n{provenance_footer(provenance)}\n")
-    Path(outputs["html"]).write_text(html_page(shown, title, [*notes, provenance_footer(provenance)]))
+    # a fragment, with its style scoped to its own table: the report's front page includes it as it is
+    Path(outputs["html"]).write_text(html_table(shown, title, [*notes, provenance_footer(provenance)],
+                                                css_class="twindnn-answer", styled=True))
     text = answer_lib.console_text(table, stage.run_name, stage.dataset) + "\n" + "\n".join(notes)
     if progress is not None:
         print(text, file=progress, flush=True)

@@ -136,3 +136,21 @@ def test_report_pages_show_each_table_as_html(tmp_path):
     html = out.read_text()
     assert "<caption>Operating points</caption>" in html
     assert "<td>0.9123</td>" in html and "a&lt;b" in html and "Provenance: run `x`." in html
+
+
+def test_answer_step_without_the_fpga_half_reads_the_summary(tmp_path):
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame([{"twin": "w1a1", "gate": "max_softmax", "selection": "point", "target_kind": "accuracy_recovery",
+                   "target_value": 0.9, "original_test_accuracy": 0.9, "twin_test_accuracy": 0.8,
+                   "twindnn_test_accuracy": 0.89, "test_accuracy_recovery": 0.9, "test_forwarded_fraction": 0.3,
+                   "twindnn_throughput_fps": 120.0, "original_throughput_fps": 100.0,
+                   "twindnn_speedup_vs_original_x": 1.2, "throughput_device": "CPU y"}]).to_csv(summary, index=False)
+    meta = tmp_path / "meta.json"
+    meta.write_text('{"dataset": "fashion_mnist", "test_count": 500, "source": "test"}')
+    stage = AnswerStage(run_name="cpu", dataset="fashion_mnist", twins={"w1a1": {}}, gate="max_softmax",
+                        config_sha256="0" * 64, target_value=0.9, scheduler="work_sharing", selection="point",
+                        hardware=False, reference_run=None)
+    outputs = {k: tmp_path / f"answer.{k}" for k in ("csv", "md", "html")}
+    text = answer_step(stage, {"table": summary, "data_meta": meta}, outputs)
+    assert "this machine (CPU y)" in text and "measured on this machine" in text and "120" in text
+    assert pd.read_csv(outputs["csv"])["gain_vs_strongest"].iloc[0] == pytest.approx(1.2)

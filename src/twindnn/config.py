@@ -674,7 +674,7 @@ def anchors_stage(config: dict) -> AnchorsStage:
 
 def reference_of(config: dict) -> str | None:
     """The run this one is set beside (``reference_run``), or None when unset or the run itself."""
-    ref = config.get("reference_run")
+    ref = config["reference_run"]
     return ref if ref and ref != config["run_name"] else None
 
 

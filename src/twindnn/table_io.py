@@ -3,6 +3,7 @@ with the provenance footer. Shared by the software report and the FPGA tables.""
 
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -113,8 +114,6 @@ def html_table(shown: pd.DataFrame, title: str, notes: list[str] = (), css_class
     """``shown`` (cells already formatted) as an HTML fragment: a table of class ``css_class`` with a
     caption, then the notes; ``styled`` adds a style that applies to that class only (for a fragment
     placed inside another page)."""
-    import html
-
     body = shown.to_html(index=False, escape=True, border=0, na_rep="n/a", classes=css_class)
     cut = body.index(">") + 1  # after the opening <table ...> tag
     body = body[:cut] + f"\n  <caption>{html.escape(title)}</caption>" + body[cut:]

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .readers import read_cifar_pickles
 
@@ -22,8 +23,6 @@ def write_image_folder(images: np.ndarray, labels: np.ndarray, classes: list[str
                        quality: int = 75) -> int:
     """``images`` (uint8 N, H, W, 3) as ``out_dir/<class>/NNNN.jpg`` (numbered within each class);
     the number of files written."""
-    from PIL import Image
-
     counters = {c: 0 for c in classes}
     for image, label in zip(images, labels):
         name = classes[int(label)]

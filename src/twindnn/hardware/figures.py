@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
 from ..cascade import DEFAULT_GATE
 from ..plotting import save_figure
@@ -25,8 +27,6 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
     gate's operating points (labelled with their targets), the time-shared Big/Little baseline at
     the same points, the oracle gate, each twin alone and the original alone (whole device: the
     strongest mix (a), and its DSP designs only). Colour: the twin; marker: the system."""
-    from matplotlib.lines import Line2D
-
     boards = list(dict.fromkeys(system["board"]))
     twins = list(dict.fromkeys(system["twin"]))
     colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
@@ -82,8 +82,6 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
     strongest whole-device original (a) and time-sharing (c), with the paper's claim (94 %
     recovered, 1.9x) as a star. Colour: the twin; marker: the baseline; line: the scheduler. The
     points against (a) carry their recovery targets; a panel where no pair fits says so."""
-    from matplotlib.lines import Line2D
-
     rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
     boards = list(dict.fromkeys(headline["board"]))
     twins = list(dict.fromkeys(headline["twin"]))
@@ -142,7 +140,8 @@ def _target_labels(ax, rows: pd.DataFrame, x: str, y: str, colour) -> None:
     """Each operating point labelled with its recovery target; points that coincide share a label."""
     spots: dict[tuple, list[str]] = {}
     for _, r in rows.iterrows():
-        if np.isfinite(r[x]) and np.isfinite(r[y]) and "target_value" in r and r.get("gate") != "oracle":
+        if np.isfinite(r[x]) and np.isfinite(r[y]) and "target_value" in r and not (
+                "gate" in r and r["gate"] == "oracle"):
             key = (float(f"{float(r[x]):.2g}"), float(f"{float(r[y]):.2g}"))
             spots.setdefault(key, [float(r[x]), float(r[y])]).append(_target_text(r))
     for px, py, *targets in spots.values():
@@ -163,8 +162,6 @@ def _target_text(row) -> str:
 
 def _log_gain_axis(ax) -> None:
     """A log axis for speed-ups, with plain numbers (0.5, 1, 2, 5, ...) as its ticks."""
-    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
-
     ax.set_yscale("log")
     low, high = ax.get_ylim()
     ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 200, 500) if low <= t <= high]

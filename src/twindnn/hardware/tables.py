@@ -28,7 +28,7 @@ def searched_designs(design_points: list) -> dict:
     for path in design_points:
         points = json.loads(Path(path).read_text())
         for role, searched in points["roles"].items():
-            out[(points["board"], points["twin"], role)] = {**searched, "pair_fits": points.get("design_point") is not None}
+            out[(points["board"], points["twin"], role)] = {**searched, "pair_fits": points["design_point"] is not None}
     return out
 
 

@@ -44,7 +44,7 @@ publish: venv
 
 test: venv system-packages
 	@if command -v apt-get >/dev/null 2>&1; then $(SUDO) bash scripts/ci/install_slurm.sh; fi
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra --durations=30
 
 test-fast: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra -m "not slow and not slurm"

@@ -33,16 +33,13 @@ def get_final_output():
 
 
 def get_answer_inputs(wildcards):
-    """The table the answer reads (the FPGA headline, or the software summary without the FPGA
-    half), the same table of the reference run where it exists, and the run's other final outputs
-    (not read: listed so that the answer is the last job and its lines end the console output).
+    """The table the answer reads (FPGA headline, else software summary), the reference run's
+    same table where it exists, and the report pages (not read: so the answer is the last job).
     """
-    name = "hw_headline.csv" if is_hardware() else "summary.csv"
-    table = (
-        rules.hw_tables.output.headline
-        if is_hardware()
-        else rules.report_tables.output.summary_csv
-    )
+    table = rules.report_tables.output.summary_csv
+    if is_hardware():
+        table = rules.hw_tables.output.headline
+    name = os.path.basename(table)
     inputs = {"table": table, "others": list(rules.report_pages.output)}
     reference = cfg.reference_of(config)
     if reference:
@@ -52,52 +49,32 @@ def get_answer_inputs(wildcards):
     return inputs
 
 
-# The run's tables shown as HTML pages in the report: name -> (caption, category, FPGA half only).
+# The run's tables shown as HTML pages in the report (caption workflow/report/<name>.rst):
+# name -> (report category, rule, its CSV output, its Markdown output or None). "FPGA" pages exist
+# only where the run builds the FPGA half.
 REPORT_PAGES = {
-    "summary": ("summary", "Tables", False),
-    "anchors": ("anchors", "Tables", False),
-    "paper_table": ("paper_table", "FPGA", True),
-    "hw_headline": ("hw_headline", "FPGA", True),
-    "hw_fps": ("hw_fps", "FPGA", True),
-    "hw_resources": ("hw_resources", "FPGA", True),
+    "summary": ("Tables", "report_tables", "summary_csv", "summary_md"),
+    "anchors": ("Tables", "compare_anchors", "csv", "md"),
+    "paper_table": ("FPGA", "hw_tables", "paper_csv", "paper_md"),
+    "hw_headline": ("FPGA", "hw_tables", "headline", None),
+    "hw_fps": ("FPGA", "hw_tables", "fps", None),
+    "hw_resources": ("FPGA", "hw_tables", "resources", None),
 }
 
 
-def report_page_names():
-    return [
-        n for n, (_, _, hw_only) in REPORT_PAGES.items() if is_hardware() or not hw_only
-    ]
-
-
-def report_page_tables():
-    """name -> (CSV, the Markdown beside it or None); resolved when the DAG is built, after every
-    rule file is read."""
-    tables = {
-        "summary": (
-            rules.report_tables.output.summary_csv,
-            rules.report_tables.output.summary_md,
-        ),
-        "anchors": (rules.compare_anchors.output.csv, rules.compare_anchors.output.md),
-    }
-    if is_hardware():
-        tables |= {
-            "paper_table": (
-                rules.hw_tables.output.paper_csv,
-                rules.hw_tables.output.paper_md,
-            ),
-            "hw_headline": (rules.hw_tables.output.headline, None),
-            "hw_fps": (rules.hw_tables.output.fps, None),
-            "hw_resources": (rules.hw_tables.output.resources, None),
-        }
-    return tables
+def get_report_pages():
+    """The pages of this run: name -> (category, rule, CSV output, Markdown output or None)."""
+    return {n: p for n, p in REPORT_PAGES.items() if is_hardware() or p[0] != "FPGA"}
 
 
 def get_report_page_inputs(wildcards):
+    """Each page's CSV as input <name>, its Markdown as <name>_md (resolved after every rule file)."""
     inputs = {}
-    for name, (csv, md) in report_page_tables().items():
-        inputs[name] = csv
+    for name, (_, rule, csv, md) in get_report_pages().items():
+        output = getattr(rules, rule).output
+        inputs[name] = getattr(output, csv)
         if md is not None:
-            inputs[f"{name}_md"] = md
+            inputs[f"{name}_md"] = getattr(output, md)
     return inputs
 
 
@@ -105,11 +82,10 @@ def get_report_page_outputs():
     return {
         name: report(
             f"{RESULTS}/report_pages/{name}.html",
-            caption=f"../report/{caption}.rst",
+            caption=f"../report/{name}.rst",
             category=category,
         )
-        for name, (caption, category, _) in REPORT_PAGES.items()
-        if name in report_page_names()
+        for name, (category, *_) in get_report_pages().items()
     }
 
 
@@ -127,22 +103,16 @@ def get_twin_stage(wildcards):
 
 
 def get_twin_files(pattern):
-    """One file per configured twin, in sorted order: the order of the twins of the steps' stage
-    objects (twindnn.config sorts their keys), which pair each file with its twin by position.
-    """
+    """One file per twin, sorted as the stage objects sort them: files pair by position."""
     return expand(pattern, twin=sorted(TWINS))
 
 
 def get_split_files(*splits):
     """The cached arrays of the named splits, as named inputs ``<split>_images`` / ``<split>_labels``
     (with ``meta``): every file of the cache that a step reads is declared."""
-    files = {"meta": rules.prepare_data.output.meta}
-    for split in splits:
-        for kind in ("images", "labels"):
-            files[f"{split}_{kind}"] = getattr(
-                rules.prepare_data.output, f"{split}_{kind}"
-            )
-    return files
+    data = rules.prepare_data.output
+    names = [f"{split}_{kind}" for split in splits for kind in ("images", "labels")]
+    return {"meta": data.meta} | {name: getattr(data, name) for name in names}
 
 
 def get_train_threads():
@@ -153,12 +123,8 @@ def get_train_threads():
 
 def get_train_resources():
     """Scheduler resources of a training job, from the compute section."""
-    compute = config["compute"]
-    return {
-        "gpu": compute["gpus"],
-        "mem_mb": compute["mem_mb"],
-        "runtime": compute["train_runtime_min"],
-    }
+    c = config["compute"]
+    return {"gpu": c["gpus"], "mem_mb": c["mem_mb"], "runtime": c["train_runtime_min"]}
 
 
 # ---- FPGA half (workflow/rules/quantize.smk ... hw_tables.smk). One {network} wildcard names a
@@ -182,46 +148,40 @@ def get_hw_checkpoint(wildcards):
     """The checkpoint of FPGA network {network}: the quantized original, or the trained twin."""
     if cfg.network_role(wildcards.network) == "original":
         return rules.hw_quantize_original.output.checkpoint
-    return expand(
-        rules.train_twin.output.checkpoint, twin=cfg.network_twin(wildcards.network)
-    )[0]
+    twin = cfg.network_twin(wildcards.network)
+    return rules.train_twin.output.checkpoint.format(twin=twin)
 
 
 def get_pair_searches(wildcards):
     """The searched designs and foldings of twin {twin} and of the original on {board}."""
-    files = {}
-    for role in ("twin", "original"):
-        network = cfg.build_network_of(role, wildcards.twin)
-        for kind in ("designs", "foldings"):
-            pattern = getattr(rules.hw_search.output, kind)
-            files[f"{role}_{kind}"] = expand(
-                pattern, board=wildcards.board, network=network
-            )[0]
-    return files
+    return {
+        f"{role}_{kind}": getattr(rules.hw_search.output, kind).format(
+            board=wildcards.board, network=cfg.build_network_of(role, wildcards.twin)
+        )
+        for role in ("twin", "original")
+        for kind in ("designs", "foldings")
+    }
 
 
 def get_hw_build_inputs(wildcards):
     """The prepared graph of the network a build of {role} builds, and that role's folding."""
     network = cfg.build_network_of(wildcards.role, wildcards.twin)
+    pair = {"board": wildcards.board, "twin": wildcards.twin}
     folding = getattr(rules.hw_colocate.output, f"folding_{wildcards.role}")
     return {
-        "dataflow": expand(rules.hw_prepare.output.dataflow, network=network)[0],
-        "folding": expand(folding, board=wildcards.board, twin=wildcards.twin)[0],
-        "design_points": expand(
-            rules.hw_colocate.output.design_points,
-            board=wildcards.board,
-            twin=wildcards.twin,
-        )[0],
+        "dataflow": rules.hw_prepare.output.dataflow.format(network=network),
+        "folding": folding.format(**pair),
+        "design_points": rules.hw_colocate.output.design_points.format(**pair),
     }
 
 
 def get_pair_dataflows(wildcards):
     """The prepared graphs of twin {twin} and of the original, for their joint build."""
+    dataflow = rules.hw_prepare.output.dataflow
     return {
-        f"{role}_dataflow": expand(
-            rules.hw_prepare.output.dataflow,
-            network=cfg.build_network_of(role, wildcards.twin),
-        )[0]
+        f"{role}_dataflow": dataflow.format(
+            network=cfg.build_network_of(role, wildcards.twin)
+        )
         for role in ("twin", "original")
     }
 
@@ -233,13 +193,6 @@ def get_hw_build_runtime():
 
 def get_hw_board_reports(wildcards=None):
     """Board timing reports, only for boards with a host in hardware.board_hosts."""
-    boards = [b for b in HW_BOARDS if b in HW_HOSTS]
-    reports = expand(
-        rules.hw_board_timing.output.report,
-        board=boards,
-        twin=HW_TWINS,
-        role=cfg.BUILD_ROLES,
-    )
-    return reports + expand(
-        rules.hw_board_pair.output.report, board=boards, twin=HW_TWINS
-    )
+    pairs = {"board": [b for b in HW_BOARDS if b in HW_HOSTS], "twin": HW_TWINS}
+    reports = expand(rules.hw_board_timing.output.report, role=cfg.BUILD_ROLES, **pairs)
+    return reports + expand(rules.hw_board_pair.output.report, **pairs)

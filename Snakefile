@@ -27,6 +27,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/build.smk"
 include: "workflow/rules/board.smk"
 include: "workflow/rules/hw_tables.smk"
+include: "workflow/rules/answer.smk"
 
 
 rule all:

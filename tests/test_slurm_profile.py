@@ -39,7 +39,7 @@ SLURM_PROFILE = REPO / "workflow" / "profiles" / "slurm"
 LOCAL_PROFILE = REPO / "workflow" / "profiles" / "default"
 # Knobs of the real-workflow test (environment variables):
 #   TWINDNN_SLURM_TEST_CONFIG   config file (default config/tiny.yaml)
-#   TWINDNN_SLURM_TEST_TARGETS  space-separated targets/rules (default: the default target)
+#   TWINDNN_SLURM_TEST_TARGETS  space-separated targets/rules (default: the summary table)
 #   TWINDNN_SLURM_TEST_TIMEOUT  seconds per Snakemake run (default 1500)
 TINY_CONFIG = Path(
     os.environ.get("TWINDNN_SLURM_TEST_CONFIG", REPO / "config" / "tiny.yaml")
@@ -230,15 +230,20 @@ def test_workflow_on_slurm_matches_local(slurm_cluster, tmp_path):
 
     timeout_s = int(os.environ.get("TWINDNN_SLURM_TEST_TIMEOUT", "1500"))
     # targets first: --configfile takes several values
-    # The FPGA half has its own tests (test_workflow, test_hardware_*): here it would only double
-    # the run time, so the cluster runs the training and evaluation DAG.
+    # The FPGA half and the second twin have their own tests (test_workflow, test_hardware_*): here
+    # they would only multiply the run time, so the cluster runs the training and evaluation DAG of
+    # one twin up to the software tables (every kind of job of that half: data, both trainings,
+    # logits, cascade, throughput, tables).
     import yaml
 
     config = yaml.safe_load(Path(TINY_CONFIG).read_text())
     config["hardware"] = {"enabled": False}
+    first = next(iter(config["twins"]))
+    config["twins"] = {first: config["twins"][first]}
     config_file = tmp_path / "slurm_test_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    common = [*TARGETS, "--snakefile", snakefile, "--configfile", config_file]
+    targets = TARGETS or [f"results/{config['run_name']}/tables/summary.csv"]
+    common = [*targets, "--snakefile", snakefile, "--configfile", config_file]
     runs = {}
     for name, profile, extra in (
         ("local", LOCAL_PROFILE, []),

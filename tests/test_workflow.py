@@ -228,9 +228,10 @@ def test_same_config_with_keys_reordered_schedules_nothing(tiny_run, tmp_path):
 def test_two_runs_with_one_seed_give_identical_logits(tiny_run, tmp_path):
     run, _ = tiny_run
     again = tmp_path / "again"
-    targets = [str(again / "tiny" / "logits" / f) for f in ("original.npz", "twin_w1a1.npz", "twin_t2a2.npz")]
+    names = ("original.npz", "twin_w1a1.npz")  # the original and one twin: the other trains alike
+    targets = [str(again / "tiny" / "logits" / f) for f in names]
     snakemake("--configfile", "config/tiny.yaml", "--config", f"results_dir={again}", "--cores", "2", *targets)
-    for name in ("original.npz", "twin_w1a1.npz", "twin_t2a2.npz"):
+    for name in names:
         with np.load(run / "logits" / name) as a, np.load(again / "tiny" / "logits" / name) as b:
             assert a.files == b.files
             for key in a.files:

@@ -37,6 +37,11 @@ def _finite(value) -> bool:
     return value is not None and isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value)
 
 
+def nearest_target(rows: pd.DataFrame, target: float) -> pd.Series:
+    """The row whose target value is nearest ``target`` (the first of equals)."""
+    return rows.loc[(rows["target_value"].astype(float) - float(target)).abs().idxmin()]
+
+
 def design_point_row(rows: pd.DataFrame, gate: str, target: float, scheduler: str) -> pd.Series:
     """The row of the configured gate (else any gate but the oracle), scheduler and nearest
     recovery target."""
@@ -46,7 +51,7 @@ def design_point_row(rows: pd.DataFrame, gate: str, target: float, scheduler: st
         chosen = rows[rows["gate"] != "oracle"]
     if chosen.empty:
         raise ValueError(f"no operating point of scheduler {scheduler!r} in the table")
-    return chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
+    return nearest_target(chosen, target)
 
 
 def _with_accuracy_intervals(row: dict, test_count: int) -> dict:
@@ -121,7 +126,7 @@ def software_answer(summary: pd.DataFrame, gate: str, target: float, selection: 
             chosen = group
         if chosen.empty:
             continue
-        r = chosen.loc[(chosen["target_value"].astype(float) - float(target)).abs().idxmin()]
+        r = nearest_target(chosen, target)
         row = {"board": f"this machine ({r.get('throughput_device', 'unknown device')})", "twin": twin,
                "gate": r["gate"], "target_value": float(r["target_value"]), "scheduler": "cascade (measured)",
                "original_accuracy": float(r["original_test_accuracy"]), "twin_accuracy": float(r["twin_test_accuracy"]),

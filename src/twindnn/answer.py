@@ -234,6 +234,14 @@ def readable(answer: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def by_column(shown: pd.DataFrame) -> pd.DataFrame:
+    """``readable``'s table turned: one column per board and twin, one row per quantity (what a
+    narrow page column holds; the wide form is the CSV and Markdown)."""
+    turned = shown.drop(columns=["board", "twin"]).T
+    turned.columns = [f"{b}, twin {t}" for b, t in zip(shown["board"], shown["twin"])]
+    return turned.rename_axis("").reset_index()
+
+
 def console_text(answer: pd.DataFrame, run_name: str, dataset: str) -> str:
     """A few lines per row for the console at the end of the run."""
     lines = [f"TwinDNN's answer, run {run_name} on {dataset} (test split, 95 % intervals in brackets):"]

@@ -210,7 +210,8 @@ def answer(stage: AnswerStage, inputs: Mapping, outputs: Mapping, progress=None)
     Path(outputs["md"]).write_text(f"## {title}\n\n{markdown_table(shown)}\n\n" + "\n\n".join(notes)
                                    + f"\n\n{provenance_footer(provenance)}\n")
     # a fragment, with its style scoped to its own table: the report's front page includes it as it is
-    Path(outputs["html"]).write_text(html_table(shown, title, [*notes, provenance_footer(provenance)],
+    Path(outputs["html"]).write_text(html_table(answer_lib.by_column(shown), title,
+                                                [*notes, provenance_footer(provenance)],
                                                 css_class="twindnn-answer", styled=True))
     text = answer_lib.console_text(table, stage.run_name, stage.dataset) + "\n" + "\n".join(notes)
     if progress is not None:

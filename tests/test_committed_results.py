@@ -76,7 +76,7 @@ def test_readme_default_table_is_read_from_the_committed_headline():
 
 
 def test_readme_claim_paragraph_matches_the_committed_default():
-    """The README's one-paragraph answer quotes the default's work-sharing recoveries and gains over
+    """The README's short statement and its one-paragraph answer quote the default's work-sharing recoveries and gains over
     (b) and (a) at the 0.9 and 0.94 targets, and the sensitivity gain on the ZCU104, at the design
     gate; they come from the committed headline."""
     text = (ROOT / "README.md").read_text()
@@ -97,6 +97,11 @@ def test_readme_claim_paragraph_matches_the_committed_default():
     assert f"{span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in claim
     assert f"{span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in claim
     assert f"falls to {span(zcu['sensitivity_gain_vs_original_alone'], '{:.2f}', 'x')}" in claim
+    # the short statement that opens the results section says the same
+    short = text[text.index("**In short.**"):text.index("**The claim, and ours.**")].replace("\n", " ")
+    assert f"{span(100 * h['accuracy_recovery'], '{:.0f}', ' %')} back" in short
+    assert f"{span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in short
+    assert f"{span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in short
 
 
 def test_make_reproduce_writes_its_own_ignored_folder_beside_the_committed_reference():

@@ -1,6 +1,7 @@
 """The run's answer: the design point's row per board and twin, the strongest baseline, the
 reference beside it, the console lines, and every table as an HTML page for the report."""
 import io
+import re
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,10 @@ def test_answer_step_writes_tables_and_prints_to_the_console(tmp_path):
     html = outputs["html"].read_text()
     assert "<table" in html and "2,200" in html and "Provenance" in html
     assert "<html" not in html and "table.twindnn-answer th" in html  # a fragment, its style scoped
+    # turned for the report's narrow text column: one column per board and twin, one row per quantity
+    header = re.findall(r"<th>([^<]*)</th>", html)
+    assert [c for c in header if ", twin " in c] == [f"{b}, twin w1a1" for b in headline_rows()["board"].unique()]
+    assert re.search(r"<td>TwinDNN FPS</td>", html) and "<th>TwinDNN FPS</th>" not in html
     # with the reference present, the table carries it
     answer_step(stage, {"table": headline, "data_meta": meta, "reference": headline}, outputs, progress=io.StringIO())
     assert pd.read_csv(outputs["csv"])["difference_twindnn_fps"].eq(0).all()

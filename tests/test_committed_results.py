@@ -71,6 +71,9 @@ def test_readme_default_table_is_read_from_the_committed_headline():
         assert row["vs (b)"] == f"{h['gain_vs_original_in_pair']:.2f}x"
         assert row["vs (c) bound"] == f"{h['gain_vs_time_shared_bound']:.2f}x"
         assert row["forwarded"].split(" [")[0] == f"{h['forwarded_fraction']:.1%}"
+        assert row["TwinDNN acc."].split(" [")[0] == f"{h['twindnn_accuracy']:.1%}"
+        assert row["recovery"].split(" [")[0] == f"{h['accuracy_recovery']:.1%}"
+        assert row["vs (d)"] == f"{h['gain_vs_twin_alone']:.2f}x"
         sensitivity = f"{'yes' if h['sensitivity_fits'] else 'no'}, {h['sensitivity_gain_vs_original_alone']:.2f}x"
         assert row["LUT x1.6, BRAM x2: fits, vs (a)"] == sensitivity
 

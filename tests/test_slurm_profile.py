@@ -242,7 +242,8 @@ def test_workflow_on_slurm_matches_local(slurm_cluster, tmp_path):
     config["twins"] = {first: config["twins"][first]}
     config_file = tmp_path / "slurm_test_config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    targets = TARGETS or [f"results/{config['run_name']}/tables/summary.csv"]
+    results_dir = config.get("results_dir", "results")
+    targets = TARGETS or [f"{results_dir}/{config['run_name']}/tables/summary.csv"]
     common = [*targets, "--snakefile", snakefile, "--configfile", config_file]
     runs = {}
     for name, profile, extra in (

@@ -228,7 +228,8 @@ def test_same_config_with_keys_reordered_schedules_nothing(tiny_run, tmp_path):
 def test_two_runs_with_one_seed_give_identical_logits(tiny_run, tmp_path):
     run, _ = tiny_run
     again = tmp_path / "again"
-    names = ("original.npz", "twin_w1a1.npz")  # the original and one twin: the other trains alike
+    # the original and the default's kind of twin (W1A1, fused binary kernels); not the T2A2 twin here
+    names = ("original.npz", "twin_w1a1.npz")
     targets = [str(again / "tiny" / "logits" / f) for f in names]
     snakemake("--configfile", "config/tiny.yaml", "--config", f"results_dir={again}", "--cores", "2", *targets)
     for name in names:

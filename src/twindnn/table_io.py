@@ -125,7 +125,7 @@ def html_table(shown: pd.DataFrame, title: str, notes: list[str] = (), css_class
                  "max-width: 100%; overflow-x: auto; }\n"
                  f"{scope} th, {scope} td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }}\n"
                  f"{scope} th {{ background: #f0f0f0; }}\n"
-                 f"{scope} td:first-child {{ text-align: left; font-weight: bold; }}\n"
+                 f"{scope} td:first-child {{ font-weight: bold; }}\n"
                  f"{scope} caption {{ text-align: left; font-weight: bold; padding: 4px 0; }}\n"
                  f"p.{css_class}-note {{ color: #444; font-size: 12px; }}\n</style>\n")
     return style + body + notes_html + "\n"

@@ -46,7 +46,8 @@ def _readme_table(heading: str) -> pd.DataFrame:
     text = (ROOT / "README.md").read_text()
     lines = text[text.index(heading):].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| board"))
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:] if line.startswith("|")]
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:end]]
     rows = rows[:next((i for i, r in enumerate(rows) if i and not r[0].startswith("---") and len(r) != len(rows[0])),
                       len(rows))]
     return pd.DataFrame([r for r in rows[2:]], columns=rows[0])

@@ -232,3 +232,37 @@ def test_twin_trains_from_original_and_saves_logits(cache, tmp_path):
         assert np.isclose(acc["test_accuracy"], (z["test_logits"].argmax(1) == z["test_labels"]).mean())
     with pytest.raises(config.ConfigError, match="not in twins"):
         config.train_twin_stage(CONFIG, "w9a9")
+
+
+def test_cpu_amp_trains_in_bf16_and_saves_float32_weights(cache, tmp_path):
+    """training.cpu_amp: convolutions run in bf16 on the CPU (the run differs from a float32 one),
+    the saved weights stay float32, and a twin trains fused under it and gives logits."""
+    from twindnn.train import _autocast
+
+    conv = torch.nn.Conv2d(1, 2, 3)
+    with _autocast(torch.device("cpu"), True, cpu=True):
+        assert conv(torch.randn(1, 1, 5, 5)).dtype == torch.bfloat16
+    with _autocast(torch.device("cpu"), True, cpu=False):  # amp alone is for GPUs
+        assert conv(torch.randn(1, 1, 5, 5)).dtype == torch.float32
+
+    def bf16(cfg):
+        cfg["original"]["training"]["cpu_amp"] = True
+        cfg["original"]["training"]["epochs"] = 1
+
+    def fp32(cfg):
+        cfg["original"]["training"]["epochs"] = 1
+
+    train_original(cache, tmp_path / "bf16", _io.StringIO(), edit=bf16)
+    train_original(cache, tmp_path / "fp32", _io.StringIO(), edit=fp32)
+    sa, sb = torch.load(tmp_path / "bf16" / "m.pt")["state_dict"], torch.load(tmp_path / "fp32" / "m.pt")["state_dict"]
+    assert all(v.dtype == sb[k].dtype for k, v in sa.items())
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa if sa[k].is_floating_point())
+    cfg = copy.deepcopy(CONFIG)
+    cfg["twin"]["training"].update(cpu_amp=True, epochs=1)
+    inputs, outputs = io(cache, tmp_path / "t", original=tmp_path / "bf16" / "m.pt")
+    steps.train_twin(config.train_twin_stage(cfg, "w1a2"), inputs, outputs, log=_io.StringIO())
+    saved = torch.load(outputs["checkpoint"])["state_dict"]
+    assert all(v.dtype != torch.bfloat16 for v in saved.values())
+    acc = steps.logits(config.logits_stage(cfg), {"checkpoint": outputs["checkpoint"],
+                                                  **data.split_paths(cache, "val", "test")}, {"logits": tmp_path / "t.npz"})
+    assert 0 <= acc["test_accuracy"] <= 1

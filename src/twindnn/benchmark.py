@@ -32,8 +32,8 @@ from .models import Normalize, QuantSpec, build_model, create_twin, input_meta
 from .train import _autocast, make_optimizer, pick_device
 
 
-def _step(model, optimizer, x, y, device, amp=True):
-    with _autocast(device, amp):
+def _step(model, optimizer, x, y, device, amp=True, cpu_amp=False):
+    with _autocast(device, amp, cpu_amp):
         loss = F.cross_entropy(model(x).float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -45,7 +45,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _rate(model, optimizer, batches, device, normalize, channels_last, steps, warmup, amp=True):
+def _rate(model, optimizer, batches, device, normalize, channels_last, steps, warmup, amp=True, cpu_amp=False):
     """Images/s over ``steps`` training steps after ``warmup`` untimed ones."""
     model.train()
     seen, start = 0, None
@@ -58,7 +58,7 @@ def _rate(model, optimizer, batches, device, normalize, channels_last, steps, wa
         x = normalize(images.to(device, non_blocking=True))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        _step(model, optimizer, x, labels.to(device, non_blocking=True), device, amp)
+        _step(model, optimizer, x, labels.to(device, non_blocking=True), device, amp, cpu_amp)
         seen += len(labels)
     _sync(device)
     return seen / (time.perf_counter() - start)
@@ -75,7 +75,7 @@ def _kind(key: str) -> str:
 
 
 def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=True, steps: int = 3,
-                 top: int = 6) -> dict:
+                 top: int = 6, cpu_amp=False) -> dict:
     """Where ``steps`` training steps spend their time: ``by_op``, the ``top`` operator kinds by
     share of self CPU time; ``split``, milliseconds per step in the convolutions and batch norms,
     the fused quantizer kernels, the other operators, and Python and dispatch (wall time outside
@@ -87,11 +87,11 @@ def profile_step(model, optimizer, batch, device, normalize, channels_last, amp=
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = labels.to(device)
-    _step(model, optimizer, x, y, device, amp)
+    _step(model, optimizer, x, y, device, amp, cpu_amp)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         for _ in range(steps):
-            _step(model, optimizer, x, y, device, amp)
+            _step(model, optimizer, x, y, device, amp, cpu_amp)
         _sync(device)
         wall_ms = (time.perf_counter() - start) * 1e3 / steps
     events = [e for e in prof.key_averages() if e.key.startswith("aten::") or e.key.startswith("## Call")]
@@ -145,16 +145,16 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     for _ in range(max(1, int(rounds))):
         for name, fused in runs:
             model, train_cfg = networks[name]
-            amp, channels_last = train_cfg["amp"], train_cfg["channels_last"]
+            amp, cpu_amp, channels_last = train_cfg["amp"], train_cfg["cpu_amp"], train_cfg["channels_last"]
             with fused_activation_quant(model, enabled=fused, channels_last=channels_last):
                 pipeline_rate = _rate(model, optimizers[name], iter(loaders[name]), device, normalize,
-                                      channels_last, steps, warmup, amp)
+                                      channels_last, steps, warmup, amp, cpu_amp)
                 synthetic = (batches[name] for _ in range(steps + warmup))
                 raw_rate = _rate(model, optimizers[name], synthetic, device, normalize, channels_last, steps,
-                                 warmup, amp)
+                                 warmup, amp, cpu_amp)
                 if profile and (name, fused) not in profiles:
                     profiles[(name, fused)] = profile_step(model, optimizers[name], batches[name], device,
-                                                           normalize, channels_last, amp)
+                                                           normalize, channels_last, amp, cpu_amp=cpu_amp)
             rates[(name, fused)].append((pipeline_rate, raw_rate))
     rows = []
     for name, fused in runs:
@@ -162,7 +162,7 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
         pipeline = pd.Series([r[0] for r in rates[(name, fused)]])
         raw = pd.Series([r[1] for r in rates[(name, fused)]])
         row = {"network": name, "fused_quant": fused, "batch_size": int(train_cfg["batch_size"]),
-               "amp": train_cfg["amp"] and device.type == "cuda", "channels_last": train_cfg["channels_last"],
+               "amp": (train_cfg["amp"] and device.type == "cuda") or (train_cfg["cpu_amp"] and device.type == "cpu"), "channels_last": train_cfg["channels_last"],
                "num_workers": workers, "device": str(device), "threads": torch.get_num_threads(),
                "rounds": len(raw), "pipeline_images_per_s": pipeline.median(),
                "synthetic_images_per_s": raw.median(), "synthetic_min": raw.min(), "synthetic_max": raw.max()}
@@ -192,6 +192,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--no-amp", action="store_true", help="train in float32 (no bf16 autocast)")
+    parser.add_argument("--cpu-amp", action="store_true", help="bf16 autocast on the CPU (training.cpu_amp: true)")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--out", default=None, help="also write the table as CSV")
     args = parser.parse_args(argv)
@@ -200,8 +201,10 @@ def main(argv=None) -> int:
     if args.num_workers is not None:
         config.setdefault("compute", {})["num_workers"] = args.num_workers
     for section in ("original", "twin"):
+        if args.cpu_amp:
+            config[section]["training"]["cpu_amp"] = True
         if args.no_amp:
-            config[section]["training"]["amp"] = False
+            config[section]["training"]["amp"] = config[section]["training"]["cpu_amp"] = False
         if args.no_channels_last:
             config[section]["training"]["channels_last"] = False
     if args.threads:

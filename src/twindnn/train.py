@@ -152,10 +152,11 @@ def evaluate_accuracy(model, normalize, loader, device) -> tuple[float, float]:
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-def _autocast(device: torch.device, enabled: bool = True):
+def _autocast(device: torch.device, enabled: bool = True, cpu: bool = False):
+    """bf16 autocast on a GPU (``enabled``, training.amp) or on the CPU (``cpu``, training.cpu_amp)."""
     if device.type == "cuda" and enabled:
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu" and cpu)
 
 
 def progress_line(meta: dict, row: dict, epochs: int, history: list[dict]) -> str:
@@ -176,7 +177,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
     """Train ``model``; resume from ``work_dir/last.pt`` when it was made by the same run.
 
     ``cfg``: the training section (epochs, batch_size, optimizer, lr, weight_decay, warmup_epochs,
-    label_smoothing, num_workers, seed, device, amp, distill_alpha, distill_temperature,
+    label_smoothing, num_workers, seed, device, amp, cpu_amp, distill_alpha, distill_temperature,
     max_steps_per_epoch). Writes the final checkpoint (``state_dict`` + ``meta``) to
     ``checkpoint_path`` and one CSV row per epoch to ``metrics_path``.
 
@@ -283,7 +284,7 @@ def _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, cfg["amp"]):
+            with _autocast(device, cfg["amp"], cfg["cpu_amp"]):
                 logits = train_model(x)
                 teacher_logits = None
                 if alpha > 0:

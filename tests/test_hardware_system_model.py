@@ -228,3 +228,23 @@ def test_accuracy_vs_throughput_figure(tmp_path):
     out = tmp_path / "fig.png"
     figures.accuracy_vs_throughput_figure(pd.DataFrame(rows), out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_twin_has_one_colour_in_every_figure_and_the_recovery_axis_spans_the_points():
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from twindnn.hardware.figures import _recovery_axis
+    from twindnn.plotting import twin_colours
+
+    # the CPU figure lists the twins in the summary's order, the FPGA figures in the headline's
+    assert twin_colours(["w1a1", "t2a8"]) == twin_colours(["t2a8", "w1a1", "t2a8"])
+    assert twin_colours(["w1a1", "t2a8"])["t2a8"] != twin_colours(["w1a1", "t2a8"])["w1a1"]
+    # a twin within a point of the original: recovery intervals of -30 to 250 % around 1.07
+    rows = pd.DataFrame({"accuracy_recovery": [1.07, 1.10], "accuracy_recovery_ci95_low": [-0.3, -0.3],
+                         "accuracy_recovery_ci95_high": [2.5, 2.5]})
+    ax = Figure().subplots()
+    _recovery_axis(ax, rows, 0.94)
+    low, high = ax.get_xlim()
+    assert 0.8 < low < 0.94 and 1.10 < high < 1.3
+    assert any("run past the axis" in t.get_text() for t in ax.texts)

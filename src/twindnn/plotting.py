@@ -16,6 +16,15 @@ def save_figure(fig: Figure, out: str | Path, title: str | None = None, dpi: int
     fig.savefig(out, dpi=dpi, bbox_inches="tight")
 
 
+def twin_colours(twins) -> dict:
+    """One colour per twin name, the same in every figure of every run: the names sorted, then
+    seaborn's colour-blind palette in that order."""
+    import seaborn as sns  # deferred: only figures need it
+
+    names = sorted(dict.fromkeys(str(t) for t in twins))
+    return dict(zip(names, sns.color_palette("colorblind", max(len(names), 1))))
+
+
 def panels(n: int, width: float = 4.5, height: float = 3.6) -> tuple[Figure, np.ndarray]:
     """A figure of ``n`` panels side by side, and their axes."""
     fig = Figure(figsize=(width * max(n, 1), height), layout="constrained")

@@ -20,7 +20,7 @@ import seaborn as sns
 from matplotlib.ticker import FuncFormatter
 
 from .cascade import DEFAULT_GATE, GATES, confidence, get_gate
-from .plotting import panels, save_figure
+from .plotting import panels, save_figure, twin_colours
 from .system import model as system_model
 
 SUMMARY_COLUMNS = [
@@ -187,7 +187,7 @@ def plot_accuracy_vs_forwarded(sweeps: pd.DataFrame, out: str | Path, title: str
                 label="oracle gate",
             )
         ax.set(title=f"twin: {twin}", xlabel="forwarded fraction (test)", ylabel="TwinDNN test accuracy", xlim=(0, 1))
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     save_figure(fig, out, title)
 
 
@@ -264,7 +264,7 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
     frame = pd.DataFrame(points, columns=["twin", "system", "fps", "accuracy", "low", "high"])
     frame = frame.dropna(subset=["fps", "accuracy"])
     frame = frame[frame["fps"] > 0]
-    fig, axes = panels(1, width=6.0, height=4.2)
+    fig, axes = panels(1, width=7.5, height=4.8)
     ax = axes[0]
     if len(frame):
         sns.scatterplot(
@@ -272,6 +272,7 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
             x="fps",
             y="accuracy",
             hue="twin",
+            palette=twin_colours(frame["twin"]),
             style="system",
             style_order=["original", "twin alone", "TwinDNN (point)", "TwinDNN (guaranteed)"],
             s=60,
@@ -286,7 +287,7 @@ def plot_accuracy_vs_throughput(summary: pd.DataFrame, out: str | Path, title: s
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(plain)
         ax.tick_params(axis="x", which="minor", labelsize=7)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=9)
     else:
         ax.text(0.5, 0.5, "no throughput measured", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="measured throughput (images/s, this machine, not FPGA)",

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
 from ..cascade import DEFAULT_GATE
-from ..plotting import save_figure
+from ..plotting import save_figure, twin_colours
 
 # accuracy_vs_throughput_figure: one marker per system; the colour is the twin's (black: the original)
 SYSTEM_STYLES = {
@@ -29,7 +28,7 @@ def accuracy_vs_throughput_figure(system: pd.DataFrame, out_png, gate: str = DEF
     strongest mix (a), and its DSP designs only). Colour: the twin; marker: the system."""
     boards = list(dict.fromkeys(system["board"]))
     twins = list(dict.fromkeys(system["twin"]))
-    colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
+    colours = twin_colours(twins)
     available = [g for g in dict.fromkeys(system["gate"]) if g != "oracle"]
     shown = gate if gate in available else (available[0] if available else gate)
     fig = Figure(figsize=(6.4 * len(boards), 5.6), layout="constrained")
@@ -85,7 +84,7 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
     rows = headline[(headline["gate"] == gate) & headline["fits"].astype(bool)]
     boards = list(dict.fromkeys(headline["board"]))
     twins = list(dict.fromkeys(headline["twin"]))
-    colours = dict(zip(twins, sns.color_palette("colorblind", len(twins))))
+    colours = twin_colours(twins)
     schedulers = list(dict.fromkeys(rows["scheduler"])) or list(SCHEDULER_LINES)
     fig = Figure(figsize=(6.4 * len(boards), 5.6), layout="constrained")
     axes = fig.subplots(1, len(boards), squeeze=False)
@@ -103,6 +102,7 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
         ax.axhline(1.0, color="grey", lw=0.8)
         if len(rows[rows["board"] == board]):
             _log_gain_axis(ax)
+            _recovery_axis(ax, rows[rows["board"] == board], anchor[0])
         _nothing_fits(ax, headline[headline["board"] == board])
         _label(ax, "accuracy recovery (test)", "throughput speed-up (FINN+ estimate)",
                f"{board}: gate {gate}\n(labels: targets of the {schedulers[0]} points vs (a))")
@@ -115,6 +115,21 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
                           label="paper: 94 % recovered, +90 % throughput"))
     fig.legend(handles=handles, loc="outside lower center", fontsize=11, ncols=3, frameon=False)
     save_figure(fig, out_png, dpi=120)
+
+
+def _recovery_axis(ax, rows: pd.DataFrame, anchor: float) -> None:
+    """The recovery axis spans the points (and the paper's star), not their intervals: a twin within
+    a point of the original has recovery intervals many times wider than the points' spread, which
+    would squeeze every point into one spot. The panel says where an interval runs past the axis."""
+    values = pd.concat([rows["accuracy_recovery"].dropna(), pd.Series([anchor, 1.0])])
+    low, high = float(values.min()), float(values.max())
+    pad = max(0.05, 0.08 * (high - low))
+    ax.set_xlim(low - pad, high + pad)
+    if "accuracy_recovery_ci95_low" in rows and (
+            (rows["accuracy_recovery_ci95_low"] < low - pad).any()
+            or (rows["accuracy_recovery_ci95_high"] > high + pad).any()):
+        ax.text(0.01, 0.01, "some 95 % intervals run past the axis (hw_headline.csv has them)",
+                transform=ax.transAxes, fontsize=9, ha="left", va="bottom", color="dimgrey")
 
 
 def _nothing_fits(ax, rows: pd.DataFrame) -> None:

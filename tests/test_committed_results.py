@@ -41,11 +41,12 @@ def test_no_product_file_names_the_development_notes():
     assert not hits, hits
 
 
-def _readme_table(heading: str) -> pd.DataFrame:
-    """The first Markdown table after ``heading`` in the README, cells as strings."""
+def _readme_table(heading: str, first_column: str = "board") -> pd.DataFrame:
+    """The first Markdown table after ``heading`` in the README whose first column is
+    ``first_column``, cells as strings."""
     text = (ROOT / "README.md").read_text()
     lines = text[text.index(heading):].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| board"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:end]]
     rows = rows[:next((i for i, r in enumerate(rows) if i and not r[0].startswith("---") and len(r) != len(rows[0])),
@@ -83,6 +84,30 @@ def test_readme_fpga_table_is_read_from_the_committed_headline(heading, run, row
         assert row["vs (d)"] == f"{h['gain_vs_twin_alone']:.2f}x"
         sensitivity = f"{'yes' if h['sensitivity_fits'] else 'no'}, {h['sensitivity_gain_vs_original_alone']:.2f}x"
         assert row["LUT x1.6, BRAM x2: fits, vs (a)"] == sensitivity
+
+
+def test_readme_cifar10_cpu_table_is_read_from_the_committed_summary():
+    """The CIFAR-10 CPU section's table of CPU-measured operating points (design gate, point rule)
+    cannot drift from the committed summary.csv."""
+    shown = _readme_table("### CIFAR-10 (JPEG copy), the CPU config", "twin")
+    summary = pd.read_csv(ROOT / "results" / "cifar10_cpu" / "tables" / "summary.csv")
+    summary = summary[(summary["gate"] == DESIGN_GATE) & (summary["selection"] == "point")
+                      & (summary["target_kind"] == "accuracy_recovery")]
+    assert len(shown) == 4
+    for _, row in shown.iterrows():
+        match = summary[(summary["twin"] == row["twin"]) & (summary["target_value"] == float(row["target"]))]
+        assert len(match) == 1, row.to_dict()
+        m = match.iloc[0]
+        assert row["original (float)"] == f"{m['original_test_accuracy']:.1%}"
+        assert row["twin"] == m["twin"] and row["twin acc."] == f"{m['twin_test_accuracy']:.1%}"
+        assert row["TwinDNN"] == (f"{m['twindnn_test_accuracy']:.1%} [{m['twindnn_test_accuracy_ci95_low']:.1%}, "
+                                  f"{m['twindnn_test_accuracy_ci95_high']:.1%}]")
+        assert row["recovery"] == (f"{m['test_accuracy_recovery']:.0%} [{m['test_accuracy_recovery_ci95_low']:.0%}, "
+                                   f"{m['test_accuracy_recovery_ci95_high']:.0%}]")
+        assert row["forwarded"] == f"{m['test_forwarded_fraction']:.1%}"
+        assert row["CPU: original FPS"] == f"{m['original_throughput_fps']:,.0f}"
+        assert row["twin FPS"] == f"{m['twin_throughput_fps']:,.0f}"
+        assert row["cascade FPS"] == f"{m['twindnn_throughput_fps']:,.0f}"
 
 
 def test_readme_claim_paragraph_matches_the_committed_default():
@@ -131,3 +156,36 @@ def test_make_reproduce_writes_its_own_ignored_folder_beside_the_committed_refer
     assert ignored.returncode == 0  # ignored
     kept = subprocess.run(["git", "check-ignore", "-q", "results/fashion_mnist_default/tables/answer.md"], cwd=ROOT)
     assert kept.returncode == 1  # the committed reference's tables are tracked
+
+
+def test_readme_cifar10_sentences_match_the_committed_cifar10_cpu_run():
+    """The CIFAR-10 sentences of the short statement and of the claim paragraph quote the committed
+    cifar10_cpu headline: which boards hold nothing, and the U250 gains over (a), at the design gate
+    with work sharing, targets 0.9 and 0.94, with and without the scaled LUT/BRAM estimates."""
+    text = (ROOT / "README.md").read_text().replace("\n", " ")
+    claim = text[text.index("**The claim, and ours.**"):text.index("runs are committed under")]
+    short = text[text.index("**In short.**"):text.index("**The claim, and ours.**")]
+    h = pd.read_csv(ROOT / "results" / "cifar10_cpu" / "tables" / "hw_headline.csv")
+    h = h[(h["gate"] == DESIGN_GATE) & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
+          & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
+
+    def span(values, fmt):
+        low, high = fmt.format(min(values)), fmt.format(max(values))
+        return low if low == high else f"{low}-{high}"
+
+    ultra, zcu = h[h["board"] == "Ultra96-V2"], h[h["board"] == "ZCU104"]
+    assert not ultra["fits"].any() and ultra["original_alone_fps"].isna().all()  # "nothing fits"
+    assert not zcu["fits"].any()  # "no pair fits"
+    for words in (claim, short):
+        assert "nothing fits the paper's Ultra96-V2" in words
+        assert "no pair fits the ZCU104" in words
+    u250 = {twin: h[(h["board"] == "U250") & (h["twin"] == twin)] for twin in ("t2a8", "w1a1")}
+    assert all(len(rows) == 2 and rows["fits"].all() for rows in u250.values())
+    gain = {t: span(r["gain_vs_original_alone"], "{:.2f}") for t, r in u250.items()}
+    sens = {t: span(r["sensitivity_gain_vs_original_alone"], "{:.2f}") for t, r in u250.items()}
+    assert f"the T2A8 twin gains {gain['t2a8']}x against (a) (W1A1: {gain['w1a1']}x)" in claim
+    assert f"fall to {sens['t2a8']}x (T2A8) and {sens['w1a1']}x (W1A1)" in claim
+    recovery = span(100 * u250["w1a1"]["accuracy_recovery"], "{:.0f}")
+    assert f"at {gain['t2a8']}x with the T2A8 twin, and recovers {recovery} % at {gain['w1a1']}x with W1A1" in short
+    assert f"fall to {sens['t2a8']}x and {sens['w1a1']}x" in short
+    assert f"({u250['t2a8']['twindnn_accuracy'].max():.1%})".replace("%", " %") in short

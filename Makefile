@@ -1,5 +1,5 @@
 # Two entry points do all set-up on a fresh Debian machine:
-#   make reproduce   the embedded default (Fashion-MNIST, 9.0-10.1 min of run on 2 CPU cores of an AMD EPYC)
+#   make reproduce   the embedded default (Fashion-MNIST, 9.0-11.3 min of run on 2 CPU cores of AMD EPYC machines)
 #   make test        the test suite (includes a tiny whole-DAG run and a local SLURM cluster)
 PYTHON ?= python3
 VENV ?= .venv

@@ -110,6 +110,12 @@ def test_readme_cifar10_cpu_table_is_read_from_the_committed_summary():
         assert row["cascade FPS"] == f"{m['twindnn_throughput_fps']:,.0f}"
 
 
+def _span(values, fmt: str, unit: str = "") -> str:
+    """A range as the README writes it: "1.6-1.7x", or one value where both ends print alike."""
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return f"{low}{unit}" if low == high else f"{low}-{high}{unit}"
+
+
 def test_readme_claim_paragraph_matches_the_committed_default():
     """The README's short statement and its one-paragraph answer quote the default's work-sharing recoveries and gains over
     (b) and (a) at the 0.9 and 0.94 targets, and the sensitivity gain on the ZCU104, at the design
@@ -122,21 +128,17 @@ def test_readme_claim_paragraph_matches_the_committed_default():
           & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
     assert f"`{DESIGN_GATE}`" in claim and len(h) == 4
 
-    def span(values, fmt, unit=""):
-        low, high = fmt.format(values.min()), fmt.format(values.max())
-        return f"{low}{unit}" if low == high else f"{low}-{high}{unit}"
-
     zcu, u250 = (h[h["board"] == b] for b in ("ZCU104", "U250"))
-    assert f"recovers {span(100 * h['accuracy_recovery'], '{:.0f}', ' %')}" in claim
-    assert f"gains {span(h['gain_vs_original_in_pair'], '{:.1f}', 'x')} against that baseline (b)" in claim
-    assert f"{span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in claim
-    assert f"{span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in claim
-    assert f"falls to {span(zcu['sensitivity_gain_vs_original_alone'], '{:.2f}', 'x')}" in claim
+    assert f"recovers {_span(100 * h['accuracy_recovery'], '{:.0f}', ' %')}" in claim
+    assert f"gains {_span(h['gain_vs_original_in_pair'], '{:.1f}', 'x')} against that baseline (b)" in claim
+    assert f"{_span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in claim
+    assert f"{_span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in claim
+    assert f"falls to {_span(zcu['sensitivity_gain_vs_original_alone'], '{:.2f}', 'x')}" in claim
     # the short statement that opens the results section says the same
     short = text[text.index("**In short.**"):text.index("**The claim, and ours.**")].replace("\n", " ")
-    assert f"{span(100 * h['accuracy_recovery'], '{:.0f}', ' %')} back" in short
-    assert f"{span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in short
-    assert f"{span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in short
+    assert f"{_span(100 * h['accuracy_recovery'], '{:.0f}', ' %')} back" in short
+    assert f"{_span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in short
+    assert f"{_span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in short
 
 
 def test_make_reproduce_writes_its_own_ignored_folder_beside_the_committed_reference():
@@ -169,10 +171,6 @@ def test_readme_cifar10_sentences_match_the_committed_cifar10_cpu_run():
     h = h[(h["gate"] == DESIGN_GATE) & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
           & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
 
-    def span(values, fmt):
-        low, high = fmt.format(min(values)), fmt.format(max(values))
-        return low if low == high else f"{low}-{high}"
-
     ultra, zcu = h[h["board"] == "Ultra96-V2"], h[h["board"] == "ZCU104"]
     assert not ultra["fits"].any() and ultra["original_alone_fps"].isna().all()  # "nothing fits"
     assert not zcu["fits"].any()  # "no pair fits"
@@ -181,11 +179,14 @@ def test_readme_cifar10_sentences_match_the_committed_cifar10_cpu_run():
         assert "no pair fits the ZCU104" in words
     u250 = {twin: h[(h["board"] == "U250") & (h["twin"] == twin)] for twin in ("t2a8", "w1a1")}
     assert all(len(rows) == 2 and rows["fits"].all() for rows in u250.values())
-    gain = {t: span(r["gain_vs_original_alone"], "{:.2f}") for t, r in u250.items()}
-    sens = {t: span(r["sensitivity_gain_vs_original_alone"], "{:.2f}") for t, r in u250.items()}
+    gain = {t: _span(r["gain_vs_original_alone"], "{:.2f}") for t, r in u250.items()}
+    sens = {t: _span(r["sensitivity_gain_vs_original_alone"], "{:.2f}") for t, r in u250.items()}
     assert f"the T2A8 twin gains {gain['t2a8']}x against (a) (W1A1: {gain['w1a1']}x)" in claim
     assert f"fall to {sens['t2a8']}x (T2A8) and {sens['w1a1']}x (W1A1)" in claim
-    recovery = span(100 * u250["w1a1"]["accuracy_recovery"], "{:.0f}")
+    recovery = _span(100 * u250["w1a1"]["accuracy_recovery"], "{:.0f}")
     assert f"at {gain['t2a8']}x with the T2A8 twin, and recovers {recovery} % at {gain['w1a1']}x with W1A1" in short
     assert f"fall to {sens['t2a8']}x and {sens['w1a1']}x" in short
     assert f"({u250['t2a8']['twindnn_accuracy'].max():.1%})".replace("%", " %") in short
+    first = u250["t2a8"].iloc[0]
+    assert (f"W16A8 original at {first['original_accuracy']:.1%}, T2A8 twin at "
+            f"{first['twin_accuracy']:.1%}").replace("%", " %") in short

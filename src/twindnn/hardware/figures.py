@@ -89,7 +89,8 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
     fig = Figure(figsize=(6.4 * len(boards), 5.6), layout="constrained")
     axes = fig.subplots(1, len(boards), squeeze=False)
     for ax, board in zip(axes[0], boards):
-        for (twin, scheduler), g in rows[rows["board"] == board].groupby(["twin", "scheduler"], sort=False):
+        on_board = rows[rows["board"] == board]
+        for (twin, scheduler), g in on_board.groupby(["twin", "scheduler"], sort=False):
             g = g.sort_values("accuracy_recovery")
             for base, (marker, _) in BASELINE_STYLES.items():
                 ax.plot(g["accuracy_recovery"], g[f"gain_vs_{base}"], marker=marker,
@@ -100,9 +101,9 @@ def paper_figure(headline: pd.DataFrame, out_png, gate: str, anchor: tuple[float
                 _target_labels(ax, g, "accuracy_recovery", "gain_vs_original_alone", colours[twin])
         ax.plot(*anchor, "*", color="k", ms=16)
         ax.axhline(1.0, color="grey", lw=0.8)
-        if len(rows[rows["board"] == board]):
+        if len(on_board):
             _log_gain_axis(ax)
-            _recovery_axis(ax, rows[rows["board"] == board], anchor[0])
+            _recovery_axis(ax, on_board, anchor[0])
         _nothing_fits(ax, headline[headline["board"] == board])
         _label(ax, "accuracy recovery (test)", "throughput speed-up (FINN+ estimate)",
                f"{board}: gate {gate}\n(labels: targets of the {schedulers[0]} points vs (a))")

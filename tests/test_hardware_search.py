@@ -267,3 +267,63 @@ def test_minimized_widths_reused_only_across_what_finn_does_not_read(graphs):
         fresh = EstimatePath(graphs["thresholds"], board)
         assert _widths(fresh.minimized(changed)) == _widths(path.minimized(changed)) == reused
     assert estimate.minimize_key(variants[3]) != estimate.minimize_key(folding)
+
+
+def test_whole_array_datatype_checks_give_finn_plus_own_answers(graphs):
+    """prepare_finn gives FINN+'s threshold and matrix-unit modules whole-array datatype checks: the
+    same boolean arrays as np.vectorize element by element, and the same minimized widths and
+    estimates as FINN+ without them."""
+    from qonnx.core.datatype import DataType
+
+    from twindnn.hardware import finn_env
+
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.integers(-300, 300, 200).astype(np.float32), [0.5, -1.0, 1.0, 127, -128, 128,
+                                                                                np.nan, np.inf]])
+    for name in ("INT8", "UINT4", "BIPOLAR", "TERNARY", "BINARY", "INT32", "FIXED<8,4>", "FLOAT32"):
+        dt = DataType[name]
+        whole = finn_env._WHOLE_ARRAY_NUMPY.vectorize(dt.allowed)
+        for array in (values, values.reshape(26, 8), values.astype(np.float64), np.array(3.0)):
+            expected = np.vectorize(dt.allowed)(array)
+            assert np.array_equal(whole(array), expected), (name, array.shape)
+    assert finn_env._WHOLE_ARRAY_NUMPY.vectorize(len)(np.array(["ab", "c"], dtype=object)).tolist() == [2, 1]
+
+    board = load_board("ZCU104")
+    ours = {}
+    for graph in ("thresholds", "rtl"):
+        path = EstimatePath(graphs[graph], board)  # prepare_finn has run: the checks are in place
+        folding = path.fold(20_000, 8191)
+        ours[graph] = (_widths(path.minimized(folding)), path.evaluate(folding), folding)
+    import finn.custom_op.fpgadataflow.thresholding as thresholding
+
+    assert thresholding.np is finn_env._WHOLE_ARRAY_NUMPY
+    assert set(finn_env.whole_array_checks(False)) == set(finn_env.WHOLE_ARRAY_CHECK_MODULES)
+    try:
+        assert thresholding.np is np
+        for graph, (widths, figures, folding) in ours.items():
+            plain = EstimatePath(graphs[graph], board)
+            assert _widths(plain.minimized(folding)) == widths
+            assert plain.evaluate(folding) == figures
+    finally:
+        finn_env.whole_array_checks(True)
+
+
+def test_a_folding_evaluated_again_is_not_built_again(graphs, monkeypatch):
+    """EstimatePath.evaluate keeps the figures of each folding: a rung that SetFolding answers with
+    a folding it gave before costs no second estimate build, and its figures are the first's
+    (a copy: the caller may change it)."""
+    path = EstimatePath(graphs["rtl"], load_board("ZCU104"))  # prepares FINN+ first
+    import finn.builder.build_dataflow_steps as steps
+
+    calls = []
+    real = steps.step_generate_estimate_reports
+    monkeypatch.setattr(steps, "step_generate_estimate_reports", lambda *a: calls.append(1) or real(*a))
+    folding = path.fold(20_000, 8191)
+    first = path.evaluate(folding)
+    first["max_cycles"] = -1
+    again = path.evaluate(json.loads(json.dumps(folding)))
+    assert len(calls) == 1 and again["max_cycles"] > 0
+    slower = path.fold(2_000, 8191)
+    assert slower != folding
+    path.evaluate(slower)
+    assert len(calls) == 2

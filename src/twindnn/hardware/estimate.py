@@ -220,6 +220,7 @@ class EstimatePath:
         cfg = self._cfg()
         self.specialized = step_specialize_layers(ModelWrapper(str(dataflow_onnx)), cfg)
         self._minimized: dict[str, object] = {}
+        self._evaluated: dict[str, dict] = {}  # folding config (JSON) -> its figures
 
     def _cfg(self, **extra):
         if self._specialize is not None:
@@ -250,15 +251,20 @@ class EstimatePath:
 
         ``step_minimize_bit_width`` takes nine tenths of the time and depends on no attribute the
         search changes (:func:`minimize_key`): its result is reused across foldings with the same
-        key, and the folding applied again on top. The search-vs-build
-        test and the check in :mod:`twindnn.hardware.tables` hold this to the build's numbers.
+        key, and the folding applied again on top. A folding evaluated before (a rung whose target
+        SetFolding answers with a folding it gave already) is not built again: its figures are
+        returned (a copy). The search-vs-build test and the check in :mod:`twindnn.hardware.tables`
+        hold this to the build's numbers.
         """
         from finn.builder.build_dataflow_steps import step_generate_estimate_reports  # needs prepare_finn() first
 
-        cfg = self._folding_cfg(folding)
-        model = step_generate_estimate_reports(self._applied(folding, cfg), cfg)
-        return read_reports(cfg.get_report_directory(), self.board["clock_mhz"], model, self.board["part"],
-                            uram=float(self.board["resources"]["URAM"]) > 0)
+        key = json.dumps(folding, sort_keys=True)
+        if key not in self._evaluated:
+            cfg = self._folding_cfg(folding)
+            model = step_generate_estimate_reports(self._applied(folding, cfg), cfg)
+            self._evaluated[key] = read_reports(cfg.get_report_directory(), self.board["clock_mhz"], model,
+                                                self.board["part"], uram=float(self.board["resources"]["URAM"]) > 0)
+        return copy.deepcopy(self._evaluated[key])
 
     def minimized(self, folding: dict):
         """The graph the estimate reports of ``folding`` are made from (bit widths minimized,

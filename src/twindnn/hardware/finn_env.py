@@ -17,6 +17,20 @@ once three things are done, and :func:`prepare_finn` is the only place that does
    since no estimate step simulates anything;
 3. ``XILINX_VIVADO`` names a path (read only for the build's metadata).
 
+Whole-array datatype checks
+---------------------------
+FINN+ 1.6.1 checks that a layer's weights or thresholds fit a datatype with
+``np.vectorize(dt.allowed)(tensor)``: one Python call per element, although qonnx's
+``DataType.allowed`` takes a whole array. In ``step_minimize_bit_width`` that check is most of
+the step (about 5 s of each call on the default's original: 0.11 s per threshold layer, 5.9
+million calls in one search), and the search and every build run the step again.
+:func:`prepare_finn` (estimate and Vivado set-up alike) gives the FINN+ modules with such a check
+(:data:`WHOLE_ARRAY_CHECK_MODULES`) a numpy whose ``vectorize`` of a qonnx ``DataType.allowed``
+calls ``allowed`` once on the array. The answer is the same boolean array, element for element
+(``tests/test_finn_env.py`` holds minimized graphs and estimates equal with and without it);
+anything else those modules vectorize, and arrays of Python objects, go to numpy's own
+``vectorize``.
+
 With ``vivado=True`` none of these placeholders is installed: FINN is initialized
 against the real ``XILINX_VIVADO`` (and refuses clearly where it is missing).
 
@@ -28,12 +42,15 @@ that call :func:`prepare_finn` first; the rest of FINN+ and qonnx import at modu
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import shutil
 import time
+import types
 from pathlib import Path
 
+import numpy
 from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
 
 # Board-independent front end, run once per network: QONNX -> HW layers -> dataflow partition.
@@ -117,7 +134,72 @@ def prepare_finn(vivado: bool = False) -> None:
 
     if getattr(settings, "_SETTINGS", None) is None:
         settings.initialize_dummy_settings()
+    whole_array_checks()
     _PREPARED = mode
+
+
+# --------------------------------------------------------------------------- whole-array datatype checks
+
+# FINN+ modules that check tensors element by element with np.vectorize(<DataType>.allowed)
+# (finn-plus 1.6.1; see the module docstring).
+WHOLE_ARRAY_CHECK_MODULES = (
+    "finn.custom_op.fpgadataflow.thresholding",
+    "finn.custom_op.fpgadataflow.rtl.thresholding_rtl",
+    "finn.custom_op.fpgadataflow.hls.thresholding_hls",
+    "finn.custom_op.fpgadataflow.matrixvectoractivation",
+    "finn.custom_op.fpgadataflow.hls.matrixvectoractivation_hls",
+    "finn.custom_op.fpgadataflow.vectorvectoractivation",
+    "finn.custom_op.fpgadataflow.hls.vectorvectoractivation_hls",
+)
+
+
+def _allowed_on_array(allowed, value):
+    """``np.vectorize(allowed)(value)`` with one call of ``allowed`` on the whole array, where it
+    gives a boolean array of the same shape; numpy's own ``vectorize`` otherwise."""
+    array = numpy.asarray(value)
+    if array.dtype != object:
+        out = numpy.asarray(allowed(array))
+        if out.shape == array.shape and out.dtype == bool:
+            return out
+    return numpy.vectorize(allowed)(value)
+
+
+class _NumpyWholeArrayChecks(types.ModuleType):
+    """numpy, except that ``vectorize`` of a qonnx ``DataType.allowed`` checks whole arrays."""
+
+    def __getattr__(self, name):
+        return getattr(numpy, name)
+
+    @staticmethod
+    def vectorize(pyfunc=None, *args, **kwargs):
+        from qonnx.core.datatype import BaseDataType
+
+        if (not args and not kwargs and getattr(pyfunc, "__name__", "") == "allowed"
+                and isinstance(getattr(pyfunc, "__self__", None), BaseDataType)):
+            return functools.partial(_allowed_on_array, pyfunc)
+        return numpy.vectorize(pyfunc, *args, **kwargs)
+
+
+_WHOLE_ARRAY_NUMPY = _NumpyWholeArrayChecks("numpy")
+
+
+def whole_array_checks(enabled: bool = True) -> list[str]:
+    """Give (``enabled``) or take back the whole-array datatype checks of the FINN+ modules in
+    :data:`WHOLE_ARRAY_CHECK_MODULES` (see the module docstring); the modules changed."""
+    changed = []
+    for name in WHOLE_ARRAY_CHECK_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # another FINN+ version without this module: nothing to speed up there
+            continue
+        now = vars(module).get("np")
+        if enabled and now is numpy:
+            module.np = _WHOLE_ARRAY_NUMPY
+            changed.append(name)
+        elif not enabled and now is _WHOLE_ARRAY_NUMPY:
+            module.np = numpy
+            changed.append(name)
+    return changed
 
 
 # --------------------------------------------------------------------------- build config

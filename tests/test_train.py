@@ -266,3 +266,32 @@ def test_cpu_amp_trains_in_bf16_and_saves_float32_weights(cache, tmp_path):
     acc = steps.logits(config.logits_stage(cfg), {"checkpoint": outputs["checkpoint"],
                                                   **data.split_paths(cache, "val", "test")}, {"logits": tmp_path / "t.npz"})
     assert 0 <= acc["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_amp_auto_is_bf16_only_where_the_cpu_has_it(cache, tmp_path, monkeypatch, native):
+    """training.cpu_amp: auto trains in bf16 where torch reports native bf16 (AVX512-BF16 or AMX)
+    and in float32 elsewhere; the metrics say which; a run begun in one precision does not resume
+    in the other."""
+    from twindnn.train import _autocast, resolve_cpu_amp
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_cpu_amp("auto") is native and resolve_cpu_amp(True) and not resolve_cpu_amp(False)
+    conv = torch.nn.Conv2d(1, 2, 3)
+    with _autocast(torch.device("cpu"), True, cpu="auto"):
+        assert conv(torch.randn(1, 1, 5, 5)).dtype == (torch.bfloat16 if native else torch.float32)
+
+    def auto(cfg):
+        cfg["original"]["training"].update(cpu_amp="auto", epochs=2)
+
+    log = _io.StringIO()
+    train_original(cache, tmp_path / "o", log, edit=auto, stop_after_epoch=1)
+    precision = "bf16" if native else "float32"
+    assert pd.read_csv(tmp_path / "o" / "m.csv")["precision"].tolist() == [precision]
+    assert f"training precision: {precision}" in log.getvalue()
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: not native)  # another machine
+    log = _io.StringIO()
+    train_original(cache, tmp_path / "o", log, edit=auto)
+    assert "not resuming" in log.getvalue()
+    assert pd.read_csv(tmp_path / "o" / "m.csv")["precision"].tolist() == ["float32" if native else "bf16"] * 2

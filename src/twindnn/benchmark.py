@@ -29,7 +29,7 @@ from .config import validated
 from .device import describe_device
 from .fused_quant import fused_activation_quant
 from .models import Normalize, QuantSpec, build_model, create_twin, input_meta
-from .train import _autocast, make_optimizer, pick_device
+from .train import _autocast, make_optimizer, pick_device, training_precision
 
 
 def _step(model, optimizer, x, y, device, amp=True, cpu_amp=False):
@@ -162,7 +162,7 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
         pipeline = pd.Series([r[0] for r in rates[(name, fused)]])
         raw = pd.Series([r[1] for r in rates[(name, fused)]])
         row = {"network": name, "fused_quant": fused, "batch_size": int(train_cfg["batch_size"]),
-               "amp": (train_cfg["amp"] and device.type == "cuda") or (train_cfg["cpu_amp"] and device.type == "cpu"), "channels_last": train_cfg["channels_last"],
+               "amp": training_precision(device, train_cfg) == "bf16", "channels_last": train_cfg["channels_last"],
                "num_workers": workers, "device": str(device), "threads": torch.get_num_threads(),
                "rounds": len(raw), "pipeline_images_per_s": pipeline.median(),
                "synthetic_images_per_s": raw.median(), "synthetic_min": raw.min(), "synthetic_max": raw.max()}

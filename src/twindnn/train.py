@@ -152,11 +152,32 @@ def evaluate_accuracy(model, normalize, loader, device) -> tuple[float, float]:
     return loss_sum / max(total, 1), correct / max(total, 1)
 
 
-def _autocast(device: torch.device, enabled: bool = True, cpu: bool = False):
-    """bf16 autocast on a GPU (``enabled``, training.amp) or on the CPU (``cpu``, training.cpu_amp)."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles), as torch reports it."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_cpu_amp(setting) -> bool:
+    """training.cpu_amp as this machine runs it: ``auto`` is bf16 where the CPU has it natively."""
+    if setting == "auto":
+        return cpu_has_native_bf16()
+    return bool(setting)
+
+
+def _autocast(device: torch.device, enabled: bool = True, cpu=False):
+    """bf16 autocast on a GPU (``enabled``, training.amp) or on the CPU (``cpu``, training.cpu_amp:
+    true, false or auto, see :func:`resolve_cpu_amp`)."""
     if device.type == "cuda" and enabled:
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu" and cpu)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu" and resolve_cpu_amp(cpu))
+
+
+def training_precision(device: torch.device, cfg: dict) -> str:
+    """The precision a training section's steps run in on ``device`` (bf16 autocast or float32)."""
+    if device.type == "cuda":
+        return "bf16" if cfg["amp"] else "float32"
+    return "bf16" if device.type == "cpu" and resolve_cpu_amp(cfg["cpu_amp"]) else "float32"
 
 
 def progress_line(meta: dict, row: dict, epochs: int, history: list[dict]) -> str:
@@ -216,6 +237,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset, cfg: dict, mean,
         _check_ema_possible(model)
         ema = ModelEmaV3(model, decay=float(cfg["ema_decay"]), use_warmup=True)
     fingerprint = fingerprint or digest({"training": cfg, "meta": meta})
+    precision = training_precision(device, cfg)
+    if cfg["cpu_amp"] == "auto":  # the machine decides: a run resumes only in the precision it began in
+        fingerprint = f"{fingerprint}+{precision}"
+    print(f"training precision: {precision} (training.amp {cfg['amp']}, cpu_amp {cfg['cpu_amp']}, "
+          f"device {device})", file=log, flush=True)
     history, start_epoch = resume(last_path, fingerprint, model, optimizer, device, log, ema=ema)
     train_model = model
     if world > 1:
@@ -317,6 +343,7 @@ def _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg
             "train_images_per_s": seen * world / train_seconds if train_seconds > 0 else float("nan"),
             "epoch_seconds": train_seconds,
             "device": str(device),
+            "precision": training_precision(device, cfg),
             "world_size": world,
         }
         history.append(row)

@@ -116,6 +116,15 @@ def _kernel(name: str):
         # One graph per quantizer kind, rank, layout, grad mode and dtype: more than dynamo's default
         # of 8 in a twin that trains and validates (it would run the rest unfused, only logging it).
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        # Inductor checks each vector ISA the CPU reports by compiling and loading a test library in
+        # a fresh Python process, 12 s of every training job's first step on 2 cores of the AMD EPYC
+        # kind; trusting the CPU's flags for the base ISAs takes 7 s off it (the bf16 and VNNI checks
+        # still run). A compiler that cannot build them fails the compile, and the fallback below
+        # runs the same functions unfused. TORCHINDUCTOR_VEC_ISA_OK=0 restores every check.
+        import torch._inductor.config as inductor_config
+
+        if inductor_config.cpp.vec_isa_ok is None:
+            inductor_config.cpp.vec_isa_ok = True
         # Under bf16 autocast (GPUs) Brevitas rounds every intermediate to bf16: so does the kernel.
         _COMPILED[name] = torch.compile(eager, dynamic=True, options={"emulate_precision_casts": True})
     return _COMPILED[name]

@@ -6,6 +6,8 @@ rule logits_original:
         logits=f"{RESULTS}/logits/original.npz",
     log:
         f"{RESULTS}/logs/logits_original.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/logits_original.tsv"
     conda:
         "../../envs/twindnn.yaml"
     threads: 2
@@ -26,6 +28,8 @@ rule logits_twin:
         logits=f"{RESULTS}/logits/twin_{{twin}}.npz",
     log:
         f"{RESULTS}/logs/logits_twin_{{twin}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/logits_twin_{{twin}}.tsv"
     conda:
         "../../envs/twindnn.yaml"
     threads: 2

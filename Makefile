@@ -1,5 +1,5 @@
 # Two entry points do all set-up on a fresh Debian machine:
-#   make reproduce   the embedded default (Fashion-MNIST, 9.0-11.3 min of run on 2 CPU cores of AMD EPYC machines)
+#   make reproduce   the embedded default (Fashion-MNIST, 8.2 min of run on 2 cores of an AMD EPYC with native bf16)
 #   make test        the test suite (includes a tiny whole-DAG run and a local SLURM cluster)
 PYTHON ?= python3
 VENV ?= .venv

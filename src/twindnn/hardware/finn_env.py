@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy
 from finn.builder.build_dataflow_config import DataflowBuildConfig, DataflowOutputType, ShellFlowType
+from qonnx.core.datatype import BaseDataType
 
 # Board-independent front end, run once per network: QONNX -> HW layers -> dataflow partition.
 PREPARE_STEPS = [
@@ -172,8 +173,6 @@ class _NumpyWholeArrayChecks(types.ModuleType):
 
     @staticmethod
     def vectorize(pyfunc=None, *args, **kwargs):
-        from qonnx.core.datatype import BaseDataType
-
         if (not args and not kwargs and getattr(pyfunc, "__name__", "") == "allowed"
                 and isinstance(getattr(pyfunc, "__self__", None), BaseDataType)):
             return functools.partial(_allowed_on_array, pyfunc)

@@ -278,14 +278,24 @@ def test_whole_array_datatype_checks_give_finn_plus_own_answers(graphs):
     from twindnn.hardware import finn_env
 
     rng = np.random.default_rng(0)
+    # near the bounds of wide types too: in float32, 2**25 - 1 (INT26's max) rounds to 2**25
+    edges = [2**24 - 1, 2**24, 2**25 - 1, 2**25, -(2**25) - 1, 2**31 - 1, 2**31, -(2**31) - 1]
     values = np.concatenate([rng.integers(-300, 300, 200).astype(np.float32), [0.5, -1.0, 1.0, 127, -128, 128,
-                                                                                np.nan, np.inf]])
-    for name in ("INT8", "UINT4", "BIPOLAR", "TERNARY", "BINARY", "INT32", "FIXED<8,4>", "FLOAT32"):
+                                                                                np.nan, np.inf], edges])
+    calls = []
+    for name in ("INT8", "UINT4", "BIPOLAR", "TERNARY", "BINARY", "INT26", "UINT25", "INT32", "FIXED<8,4>",
+                 "FLOAT32"):
         dt = DataType[name]
-        whole = finn_env._WHOLE_ARRAY_NUMPY.vectorize(dt.allowed)
-        for array in (values, values.reshape(26, 8), values.astype(np.float64), np.array(3.0)):
+        spy = type(dt.allowed)(lambda self, v: calls.append(np.shape(v)) or type(self).allowed(self, v), dt)
+        spy.__func__.__name__ = "allowed"
+        whole = finn_env._WHOLE_ARRAY_NUMPY.vectorize(spy)
+        for array in (values, values.reshape(27, 8), values.astype(np.float64), np.array(3.0),
+                      values[:200].astype(np.int64)):
             expected = np.vectorize(dt.allowed)(array)
-            assert np.array_equal(whole(array), expected), (name, array.shape)
+            calls.clear()
+            assert np.array_equal(whole(array), expected), (name, array.shape, array.dtype)
+            if array.dtype.kind == "f":
+                assert calls == [array.shape], (name, calls[:3])  # one call, on the whole array
     assert finn_env._WHOLE_ARRAY_NUMPY.vectorize(len)(np.array(["ab", "c"], dtype=object)).tolist() == [2, 1]
 
     board = load_board("ZCU104")

@@ -278,6 +278,8 @@ def test_cpu_amp_auto_is_bf16_only_where_the_cpu_has_it(cache, tmp_path, monkeyp
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert resolve_cpu_amp("auto") is native and resolve_cpu_amp(True) and not resolve_cpu_amp(False)
+    with pytest.raises(ValueError, match="use true, false or auto"):
+        resolve_cpu_amp("false")  # a string that is not auto is refused, not read as true
     conv = torch.nn.Conv2d(1, 2, 3)
     with _autocast(torch.device("cpu"), True, cpu="auto"):
         assert conv(torch.randn(1, 1, 5, 5)).dtype == (torch.bfloat16 if native else torch.float32)

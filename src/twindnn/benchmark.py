@@ -192,7 +192,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--no-amp", action="store_true", help="train in float32 (no bf16 autocast)")
-    parser.add_argument("--cpu-amp", action="store_true", help="bf16 autocast on the CPU (training.cpu_amp: true)")
+    parser.add_argument("--cpu-amp", choices=["true", "false", "auto"], default=None,
+                        help="training.cpu_amp for the original and the twins (default: the config's)")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--out", default=None, help="also write the table as CSV")
     args = parser.parse_args(argv)
@@ -201,8 +202,8 @@ def main(argv=None) -> int:
     if args.num_workers is not None:
         config.setdefault("compute", {})["num_workers"] = args.num_workers
     for section in ("original", "twin"):
-        if args.cpu_amp:
-            config[section]["training"]["cpu_amp"] = True
+        if args.cpu_amp is not None:
+            config[section]["training"]["cpu_amp"] = {"true": True, "false": False}.get(args.cpu_amp, args.cpu_amp)
         if args.no_amp:
             config[section]["training"]["amp"] = config[section]["training"]["cpu_amp"] = False
         if args.no_channels_last:

@@ -63,6 +63,12 @@ def save_checkpoint(path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _short(fingerprint) -> str:
+    """A fingerprint as the log shows it: its digest's first 12 characters and any suffix (+bf16)."""
+    digest_part, plus, rest = str(fingerprint).partition("+")
+    return digest_part[:12] + plus + rest
+
+
 def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, device, log,
            ema=None) -> tuple[list[dict], int]:
     """(history, first epoch to run) from ``last_path`` if it was made by this run (same fingerprint);
@@ -72,8 +78,9 @@ def resume(last_path: Path, fingerprint: str, model: nn.Module, optimizer, devic
     state = load_checkpoint(last_path, map_location=device)
     found = state.get("fingerprint")
     if found != fingerprint:
-        print(f"not resuming: {last_path} was made under another config or from other inputs (fingerprint "
-              f"{str(found)[:12]}, this run {fingerprint[:12]}); training from scratch", file=log, flush=True)
+        print(f"not resuming: {last_path} was made under another config, from other inputs or in another "
+              f"precision (fingerprint {_short(found)}, this run {_short(fingerprint)}); training from scratch",
+              file=log, flush=True)
         return [], 0
     try:
         model.load_state_dict(state["state_dict"])
@@ -162,7 +169,9 @@ def resolve_cpu_amp(setting) -> bool:
     """training.cpu_amp as this machine runs it: ``auto`` is bf16 where the CPU has it natively."""
     if setting == "auto":
         return cpu_has_native_bf16()
-    return bool(setting)
+    if isinstance(setting, bool):
+        return setting
+    raise ValueError(f"training.cpu_amp is {setting!r}: use true, false or auto")
 
 
 def _autocast(device: torch.device, enabled: bool = True, cpu=False):

@@ -249,7 +249,8 @@ class EstimatePath:
     def evaluate(self, folding: dict) -> dict:
         """The estimate build's figures for ``folding`` (see :func:`read_reports`).
 
-        ``step_minimize_bit_width`` takes nine tenths of the time and depends on no attribute the
+        ``step_minimize_bit_width`` is the costliest step (nine tenths of the time before its datatype
+        checks were made whole-array, :mod:`twindnn.hardware.finn_env`) and depends on no attribute the
         search changes (:func:`minimize_key`): its result is reused across foldings with the same
         key, and the folding applied again on top. A folding evaluated before (a rung whose target
         SetFolding answers with a folding it gave already) is not built again: its figures are

@@ -26,10 +26,12 @@ the step (about 5 s of each call on the default's original: 0.11 s per threshold
 million calls in one search), and the search and every build run the step again.
 :func:`prepare_finn` (estimate and Vivado set-up alike) gives the FINN+ modules with such a check
 (:data:`WHOLE_ARRAY_CHECK_MODULES`) a numpy whose ``vectorize`` of a qonnx ``DataType.allowed``
-calls ``allowed`` once on the array. The answer is the same boolean array, element for element
-(``tests/test_finn_env.py`` holds minimized graphs and estimates equal with and without it);
-anything else those modules vectorize, and arrays of Python objects, go to numpy's own
-``vectorize``.
+calls ``allowed`` once on the array. Float arrays are checked in float64 (``np.vectorize`` hands
+``allowed`` Python floats: in float32 a bound such as 2**25 - 1 would round); datatypes wider than
+52 bits, integer and object arrays, and anything else those modules vectorize go to numpy's own
+``vectorize``. The answer is the same boolean array, element for element
+(``tests/test_hardware_search.py::test_whole_array_datatype_checks_give_finn_plus_own_answers``
+holds it to ``np.vectorize`` and holds minimized graphs and estimates equal with and without it).
 
 With ``vivado=True`` none of these placeholders is installed: FINN is initialized
 against the real ``XILINX_VIVADO`` (and refuses clearly where it is missing).
@@ -151,15 +153,18 @@ WHOLE_ARRAY_CHECK_MODULES = (
     "finn.custom_op.fpgadataflow.hls.matrixvectoractivation_hls",
     "finn.custom_op.fpgadataflow.vectorvectoractivation",
     "finn.custom_op.fpgadataflow.hls.vectorvectoractivation_hls",
+    "finn.custom_op.fpgadataflow.hls.lookup_hls",
+    "finn.custom_op.fpgadataflow.rtl.pad1d_rtl",
 )
 
 
 def _allowed_on_array(allowed, value):
-    """``np.vectorize(allowed)(value)`` with one call of ``allowed`` on the whole array, where it
-    gives a boolean array of the same shape; numpy's own ``vectorize`` otherwise."""
+    """``np.vectorize(allowed)(value)`` with one call of ``allowed`` on the whole array (float
+    arrays, in float64, for datatypes up to 52 bits: exact there), where it gives a boolean array
+    of the same shape; numpy's own ``vectorize`` otherwise."""
     array = numpy.asarray(value)
-    if array.dtype != object:
-        out = numpy.asarray(allowed(array))
+    if array.dtype.kind == "f" and array.size and allowed.__self__.bitwidth() <= 52:
+        out = numpy.asarray(allowed(array.astype(numpy.float64)))
         if out.shape == array.shape and out.dtype == bool:
             return out
     return numpy.vectorize(allowed)(value)

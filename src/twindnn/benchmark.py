@@ -29,7 +29,7 @@ from .config import validated
 from .device import describe_device
 from .fused_quant import fused_activation_quant
 from .models import Normalize, QuantSpec, build_model, create_twin, input_meta
-from .train import _autocast, make_optimizer, pick_device, training_precision
+from .train import _autocast, make_optimizer, pick_device, resolve_cpu_amp, training_precision
 
 
 def _step(model, optimizer, x, y, device, amp=True, cpu_amp=False):
@@ -145,7 +145,9 @@ def benchmark_training(config: dict, cache_dir, steps: int = 20, warmup: int = 3
     for _ in range(max(1, int(rounds))):
         for name, fused in runs:
             model, train_cfg = networks[name]
-            amp, cpu_amp, channels_last = train_cfg["amp"], train_cfg["cpu_amp"], train_cfg["channels_last"]
+            # cpu_amp resolved once per network (auto asks the CPU), not in every step
+            amp, cpu_amp = train_cfg["amp"], resolve_cpu_amp(train_cfg["cpu_amp"])
+            channels_last = train_cfg["channels_last"]
             with fused_activation_quant(model, enabled=fused, channels_last=channels_last):
                 pipeline_rate = _rate(model, optimizers[name], iter(loaders[name]), device, normalize,
                                       channels_last, steps, warmup, amp, cpu_amp)

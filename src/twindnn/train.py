@@ -293,6 +293,7 @@ def _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg
     val_loader = DataLoader(val_set, batch_size=batch_size * 2, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda")
     alpha = float(cfg["distill_alpha"]) if teacher is not None else 0.0
+    precision = training_precision(device, cfg)  # resolved once (cpu_amp: auto asks the CPU), not per step
     for epoch in range(start_epoch, epochs):
         torch.manual_seed(seed * 1000 + epoch)  # augmentation RNG in the main process
         generator = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -319,7 +320,7 @@ def _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, cfg["amp"], cfg["cpu_amp"]):
+            with _autocast(device, cfg["amp"], precision == "bf16"):
                 logits = train_model(x)
                 teacher_logits = None
                 if alpha > 0:
@@ -352,7 +353,7 @@ def _epochs(model, train_model, teacher, optimizer, ema, train_set, val_set, cfg
             "train_images_per_s": seen * world / train_seconds if train_seconds > 0 else float("nan"),
             "epoch_seconds": train_seconds,
             "device": str(device),
-            "precision": training_precision(device, cfg),
+            "precision": precision,
             "world_size": world,
         }
         history.append(row)

@@ -116,16 +116,28 @@ def _span(values, fmt: str, unit: str = "") -> str:
     return f"{low}{unit}" if low == high else f"{low}-{high}{unit}"
 
 
+def _claim_and_short_statement() -> tuple[str, str]:
+    """The README's claim paragraph and its short statement, on one line each, bold marks removed."""
+    text = (ROOT / "README.md").read_text().replace("\n", " ")
+    claim = text[text.index("**The claim, and ours.**"):text.index("runs are committed under")]
+    short = text[text.index("**In short.**"):text.index("**The claim, and ours.**")]
+    return claim.replace("**", ""), short.replace("**", "")
+
+
+def _design_points(run: str) -> pd.DataFrame:
+    """A committed run's headline rows that the README's sentences quote: the design gate, work
+    sharing, the point rule, recovery targets 0.9 and 0.94."""
+    h = pd.read_csv(ROOT / "results" / run / "tables" / "hw_headline.csv")
+    return h[(h["gate"] == DESIGN_GATE) & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
+             & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
+
+
 def test_readme_claim_paragraph_matches_the_committed_default():
     """The README's short statement and its one-paragraph answer quote the default's work-sharing recoveries and gains over
     (b) and (a) at the 0.9 and 0.94 targets, and the sensitivity gain on the ZCU104, at the design
     gate; they come from the committed headline."""
-    text = (ROOT / "README.md").read_text()
-    claim = text[text.index("**The claim, and ours.**"):text.index("runs are committed under")]
-    claim = claim.replace("**", "").replace("\n", " ")
-    h = pd.read_csv(ROOT / "results" / "fashion_mnist_default" / "tables" / "hw_headline.csv")
-    h = h[(h["gate"] == DESIGN_GATE) & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
-          & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
+    claim, short = _claim_and_short_statement()
+    h = _design_points("fashion_mnist_default")
     assert f"`{DESIGN_GATE}`" in claim and len(h) == 4
 
     zcu, u250 = (h[h["board"] == b] for b in ("ZCU104", "U250"))
@@ -135,7 +147,6 @@ def test_readme_claim_paragraph_matches_the_committed_default():
     assert f"{_span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in claim
     assert f"falls to {_span(zcu['sensitivity_gain_vs_original_alone'], '{:.2f}', 'x')}" in claim
     # the short statement that opens the results section says the same
-    short = text[text.index("**In short.**"):text.index("**The claim, and ours.**")].replace("\n", " ")
     assert f"{_span(100 * h['accuracy_recovery'], '{:.0f}', ' %')} back" in short
     assert f"{_span(zcu['gain_vs_original_alone'], '{:.1f}', 'x')} on the ZCU104" in short
     assert f"{_span(u250['gain_vs_original_alone'], '{:.1f}', 'x')} on the U250" in short
@@ -164,12 +175,8 @@ def test_readme_cifar10_sentences_match_the_committed_cifar10_cpu_run():
     """The CIFAR-10 sentences of the short statement and of the claim paragraph quote the committed
     cifar10_cpu headline: which boards hold nothing, and the U250 gains over (a), at the design gate
     with work sharing, targets 0.9 and 0.94, with and without the scaled LUT/BRAM estimates."""
-    text = (ROOT / "README.md").read_text().replace("\n", " ")
-    claim = text[text.index("**The claim, and ours.**"):text.index("runs are committed under")]
-    short = text[text.index("**In short.**"):text.index("**The claim, and ours.**")]
-    h = pd.read_csv(ROOT / "results" / "cifar10_cpu" / "tables" / "hw_headline.csv")
-    h = h[(h["gate"] == DESIGN_GATE) & (h["scheduler"] == "work_sharing") & (h["target_kind"] == "accuracy_recovery")
-          & (h["selection"] == "point") & h["target_value"].isin([0.9, 0.94])]
+    claim, short = _claim_and_short_statement()
+    h = _design_points("cifar10_cpu")
 
     ultra, zcu = h[h["board"] == "Ultra96-V2"], h[h["board"] == "ZCU104"]
     assert not ultra["fits"].any() and ultra["original_alone_fps"].isna().all()  # "nothing fits"
